@@ -1,0 +1,570 @@
+//! The per-connection copy loop.
+//!
+//! Each byte direction is a [`Pump`] that reads from one socket and writes to the other,
+//! consulting the link matrix between every read and the matching write. A fault change
+//! is observed at the next wake-up (a `watch` notification races every wait), and a
+//! chunk that was already read is never dropped: under `hold` it simply stays in the
+//! pump's buffer until heal. Only `blackhole` discards, and a stream that lost bytes is
+//! reset on heal because it has a hole.
+//!
+//! The fast path (no fault) reads into one lazily allocated buffer that grows from
+//! 16 KiB to 256 KiB when reads fill it, and writes straight back out: no per-chunk
+//! allocation, no channel hop. Degradations (delay, bandwidth, slow close, data limit)
+//! take a slower path with a deadline queue that keeps byte order.
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::Shutdown;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use metrics::{Counter, Histogram};
+use rand::Rng;
+use socket2::SockRef;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use crate::fault::{Degradation, Fault};
+use crate::matrix::{LinkMatrix, MatrixWatch};
+
+const INITIAL_BUFFER: usize = 16 * 1024;
+const MAX_BUFFER: usize = 256 * 1024;
+/// Bytes a degraded direction may hold in its deadline queue before it stops reading.
+const MAX_QUEUED: usize = 4 * 1024 * 1024;
+
+/// A connection's place in the link matrix: dialer, target and endpoint indices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Link {
+    pub src: usize,
+    pub dst: usize,
+    pub endpoint: usize,
+}
+
+/// Forward bytes flow from the dialer (`src`) to the target (`dst`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Forward,
+    Reverse,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Forward => "forward",
+            Direction::Reverse => "reverse",
+        }
+    }
+
+    /// The (from, to) identities of bytes moving in this direction.
+    pub fn flow(self, link: Link) -> (usize, usize) {
+        match self {
+            Direction::Forward => (link.src, link.dst),
+            Direction::Reverse => (link.dst, link.src),
+        }
+    }
+}
+
+/// Which socket of the connection an I/O error came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Client,
+    Upstream,
+}
+
+impl std::fmt::Display for Side {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Side::Client => "client",
+            Side::Upstream => "upstream",
+        })
+    }
+}
+
+/// Why a connection ended abnormally; the caller answers every variant with a RST.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("reset by a `reset` fault on the {0} direction")]
+    FaultReset(&'static str),
+    #[error("reset on heal: a blackhole discarded {discarded} bytes of the {direction} direction")]
+    Gap {
+        direction: &'static str,
+        discarded: u64,
+    },
+    #[error("reset: the {direction} direction reached its data limit of {limit} bytes")]
+    DataLimit { direction: &'static str, limit: u64 },
+    #[error("{side} side failed to {op}: {source}")]
+    Io {
+        side: Side,
+        op: &'static str,
+        source: io::Error,
+    },
+}
+
+/// Live per-connection byte counters, readable while the connection is open.
+#[derive(Debug, Default)]
+pub struct ByteCounters {
+    pub forward: AtomicU64,
+    pub reverse: AtomicU64,
+}
+
+/// Metric handles resolved once per connection, never per chunk.
+#[derive(Clone)]
+pub struct RelayMetrics {
+    pub bytes_forward: Counter,
+    pub bytes_reverse: Counter,
+    pub delay: Histogram,
+}
+
+impl RelayMetrics {
+    pub fn noop() -> RelayMetrics {
+        RelayMetrics {
+            bytes_forward: Counter::noop(),
+            bytes_reverse: Counter::noop(),
+            delay: Histogram::noop(),
+        }
+    }
+}
+
+/// Relays between `client` and `upstream` until both directions finished (FIN
+/// propagated each way) or one failed. On `Err` the caller should reset both sockets.
+pub async fn relay(
+    client: &TcpStream,
+    upstream: &TcpStream,
+    link: Link,
+    watch: MatrixWatch,
+    counters: Arc<ByteCounters>,
+    metrics: RelayMetrics,
+) -> Result<(), RelayError> {
+    let forward = Pump::new(
+        client,
+        upstream,
+        Direction::Forward,
+        link,
+        watch.clone(),
+        counters.clone(),
+        &metrics,
+    );
+    let reverse = Pump::new(
+        upstream,
+        client,
+        Direction::Reverse,
+        link,
+        watch,
+        counters,
+        &metrics,
+    );
+    let forward = forward.run();
+    let reverse = reverse.run();
+    tokio::pin!(forward, reverse);
+    let (mut forward_done, mut reverse_done) = (false, false);
+    while !(forward_done && reverse_done) {
+        tokio::select! {
+            result = &mut forward, if !forward_done => { result?; forward_done = true; }
+            result = &mut reverse, if !reverse_done => { result?; reverse_done = true; }
+        }
+    }
+    Ok(())
+}
+
+/// Makes the next close of `stream` send a RST (zero linger), like iptables REJECT.
+pub fn set_reset_on_close(stream: &TcpStream) {
+    let _ = SockRef::from(stream).set_linger(Some(Duration::ZERO));
+}
+
+/// What the matrix currently asks of one direction.
+enum Mode {
+    Pass,
+    Hold,
+    Reset,
+    Blackhole,
+    Degrade(Degradation),
+}
+
+struct Chunk {
+    due: Instant,
+    read_at: Instant,
+    data: Vec<u8>,
+    offset: usize,
+}
+
+enum Step {
+    Continue,
+    Done,
+}
+
+struct Pump<'a> {
+    from: &'a TcpStream,
+    to: &'a TcpStream,
+    from_side: Side,
+    to_side: Side,
+    direction: Direction,
+    flow: (usize, usize),
+    endpoint: usize,
+    watch: MatrixWatch,
+    matrix: Arc<LinkMatrix>,
+    /// Set when a wait returned because of a new matrix (`changed()` marks it seen).
+    refresh: bool,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    read_at: Instant,
+    queue: VecDeque<Chunk>,
+    queued: usize,
+    last_due: Instant,
+    next_send_at: Instant,
+    eof: bool,
+    discarded: u64,
+    sent: u64,
+    counters: Arc<ByteCounters>,
+    bytes: Counter,
+    delay: Histogram,
+}
+
+impl<'a> Pump<'a> {
+    fn new(
+        from: &'a TcpStream,
+        to: &'a TcpStream,
+        direction: Direction,
+        link: Link,
+        mut watch: MatrixWatch,
+        counters: Arc<ByteCounters>,
+        metrics: &RelayMetrics,
+    ) -> Pump<'a> {
+        let (from_side, to_side) = match direction {
+            Direction::Forward => (Side::Client, Side::Upstream),
+            Direction::Reverse => (Side::Upstream, Side::Client),
+        };
+        let matrix = watch.borrow_and_update().clone();
+        let now = Instant::now();
+        Pump {
+            from,
+            to,
+            from_side,
+            to_side,
+            direction,
+            flow: direction.flow(link),
+            endpoint: link.endpoint,
+            watch,
+            matrix,
+            refresh: false,
+            buf: Vec::new(),
+            start: 0,
+            end: 0,
+            read_at: now,
+            queue: VecDeque::new(),
+            queued: 0,
+            last_due: now,
+            next_send_at: now,
+            eof: false,
+            discarded: 0,
+            sent: 0,
+            counters,
+            bytes: match direction {
+                Direction::Forward => metrics.bytes_forward.clone(),
+                Direction::Reverse => metrics.bytes_reverse.clone(),
+            },
+            delay: metrics.delay.clone(),
+        }
+    }
+
+    fn mode(&mut self) -> Mode {
+        if self.refresh || self.watch.has_changed().unwrap_or(false) {
+            self.matrix = self.watch.borrow_and_update().clone();
+            self.refresh = false;
+        }
+        match self.matrix.fault(self.flow.0, self.flow.1, self.endpoint) {
+            None => Mode::Pass,
+            Some(Fault::Hold) => Mode::Hold,
+            Some(Fault::Reset) => Mode::Reset,
+            Some(Fault::Blackhole) => Mode::Blackhole,
+            Some(Fault::Degrade(d)) => Mode::Degrade(d.clone()),
+        }
+    }
+
+    async fn run(mut self) -> Result<(), RelayError> {
+        loop {
+            let step = match self.mode() {
+                Mode::Reset => return Err(RelayError::FaultReset(self.direction.as_str())),
+                Mode::Hold => {
+                    // Keep whatever was read; the sender's kernel buffers fill up behind us.
+                    wait_for_change(&mut self.watch).await;
+                    self.refresh = true;
+                    Step::Continue
+                }
+                Mode::Blackhole => self.blackhole_step().await?,
+                Mode::Pass => {
+                    self.check_gap()?;
+                    self.pass_step().await?
+                }
+                Mode::Degrade(d) => {
+                    self.check_gap()?;
+                    self.degrade_step(&d).await?
+                }
+            };
+            if let Step::Done = step {
+                return Ok(());
+            }
+        }
+    }
+
+    fn check_gap(&self) -> Result<(), RelayError> {
+        if self.discarded > 0 {
+            return Err(RelayError::Gap {
+                direction: self.direction.as_str(),
+                discarded: self.discarded,
+            });
+        }
+        Ok(())
+    }
+
+    fn io_error(side: Side, op: &'static str) -> impl FnOnce(io::Error) -> RelayError {
+        move |source| RelayError::Io { side, op, source }
+    }
+
+    fn count(&mut self, n: usize) {
+        self.sent += n as u64;
+        self.bytes.increment(n as u64);
+        let counter = match self.direction {
+            Direction::Forward => &self.counters.forward,
+            Direction::Reverse => &self.counters.reverse,
+        };
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// Reads into the buffer (allocated on first readiness so idle connections stay
+    /// small). Returns `None` if a matrix change interrupted the wait.
+    async fn read_chunk(&mut self) -> Result<Option<usize>, RelayError> {
+        let from = self.from;
+        tokio::select! {
+            biased;
+            ready = from.readable() => ready.map_err(Self::io_error(self.from_side, "read"))?,
+            _ = wait_for_change(&mut self.watch) => {
+                self.refresh = true;
+                return Ok(None);
+            }
+        }
+        if self.buf.is_empty() {
+            self.buf.resize(INITIAL_BUFFER, 0);
+        }
+        match from.try_read(&mut self.buf) {
+            Ok(n) => {
+                if n == self.buf.len() && n < MAX_BUFFER {
+                    // The reader keeps filling the buffer: give it a bigger one next time.
+                    self.buf.resize((n * 2).min(MAX_BUFFER), 0);
+                }
+                Ok(Some(n))
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(Self::io_error(self.from_side, "read")(e)),
+        }
+    }
+
+    /// Writes some of `data`; `None` if a matrix change interrupted the wait.
+    async fn write_some(
+        to: &TcpStream,
+        to_side: Side,
+        watch: &mut MatrixWatch,
+        data: &[u8],
+    ) -> Result<Option<usize>, RelayError> {
+        loop {
+            match to.try_write(data) {
+                Ok(n) => return Ok(Some(n)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(Self::io_error(to_side, "write")(e)),
+            }
+            tokio::select! {
+                biased;
+                ready = to.writable() => ready.map_err(Self::io_error(to_side, "write"))?,
+                _ = wait_for_change(watch) => return Ok(None),
+            }
+        }
+    }
+
+    fn finish(&self) -> Result<Step, RelayError> {
+        match SockRef::from(self.to).shutdown(Shutdown::Write) {
+            Ok(()) => Ok(Step::Done),
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(Step::Done),
+            Err(e) => Err(Self::io_error(self.to_side, "shut down")(e)),
+        }
+    }
+
+    async fn pass_step(&mut self) -> Result<Step, RelayError> {
+        if !self.queue.is_empty() {
+            // Backlog from a degradation that just ended: deliver it now, in order.
+            return self.write_front(usize::MAX).await;
+        }
+        if self.start < self.end {
+            let data = &self.buf[self.start..self.end];
+            match Self::write_some(self.to, self.to_side, &mut self.watch, data).await? {
+                Some(n) => {
+                    self.start += n;
+                    self.count(n);
+                    if self.start == self.end {
+                        self.delay.record(self.read_at.elapsed().as_secs_f64());
+                    }
+                }
+                None => self.refresh = true,
+            }
+            return Ok(Step::Continue);
+        }
+        if self.eof {
+            return self.finish();
+        }
+        match self.read_chunk().await? {
+            Some(0) => self.eof = true,
+            Some(n) => {
+                self.start = 0;
+                self.end = n;
+                self.read_at = Instant::now();
+            }
+            None => {}
+        }
+        Ok(Step::Continue)
+    }
+
+    async fn blackhole_step(&mut self) -> Result<Step, RelayError> {
+        self.discarded += (self.end - self.start) as u64 + self.queued as u64;
+        self.start = 0;
+        self.end = 0;
+        self.queue.clear();
+        self.queued = 0;
+        if self.eof {
+            wait_for_change(&mut self.watch).await;
+            self.refresh = true;
+            return Ok(Step::Continue);
+        }
+        match self.read_chunk().await? {
+            Some(0) => self.eof = true,
+            Some(n) => self.discarded += n as u64,
+            None => {}
+        }
+        Ok(Step::Continue)
+    }
+
+    async fn degrade_step(&mut self, d: &Degradation) -> Result<Step, RelayError> {
+        let now = Instant::now();
+        if self.start < self.end {
+            // A chunk read before the degradation began keeps its place at the head.
+            let data = self.buf[self.start..self.end].to_vec();
+            self.push_chunk(now, self.read_at, data);
+            self.start = 0;
+            self.end = 0;
+        }
+        if self.queue.is_empty() && self.eof {
+            if d.slow_close_ms > 0 {
+                tokio::time::sleep(Duration::from_millis(d.slow_close_ms)).await;
+            }
+            return self.finish();
+        }
+        if let Some(front) = self.queue.front() {
+            let due = front.due.max(self.next_send_at);
+            if due <= now {
+                let mut allowed = usize::MAX;
+                if d.bandwidth_bytes_per_sec > 0 {
+                    // Pace in slices of about 50 ms worth of bandwidth.
+                    allowed = (d.bandwidth_bytes_per_sec / 20).max(1) as usize;
+                }
+                if d.limit_data_bytes > 0 {
+                    let left = d.limit_data_bytes.saturating_sub(self.sent);
+                    if left == 0 {
+                        return Err(RelayError::DataLimit {
+                            direction: self.direction.as_str(),
+                            limit: d.limit_data_bytes,
+                        });
+                    }
+                    allowed = allowed.min(left as usize);
+                }
+                let before = self.sent;
+                let step = self.write_front(allowed).await?;
+                let written = self.sent - before;
+                if d.bandwidth_bytes_per_sec > 0 && written > 0 {
+                    let cost =
+                        Duration::from_secs_f64(written as f64 / d.bandwidth_bytes_per_sec as f64);
+                    self.next_send_at = self.next_send_at.max(now) + cost;
+                }
+                return Ok(step);
+            }
+            let can_read = !self.eof && self.queued < MAX_QUEUED;
+            tokio::select! {
+                biased;
+                _ = wait_for_change(&mut self.watch) => {
+                    self.refresh = true;
+                    return Ok(Step::Continue);
+                }
+                _ = tokio::time::sleep_until(due) => return Ok(Step::Continue),
+                ready = self.from.readable(), if can_read => {
+                    ready.map_err(Self::io_error(self.from_side, "read"))?;
+                }
+            }
+        }
+        if self.eof || self.queued >= MAX_QUEUED {
+            return Ok(Step::Continue);
+        }
+        match self.read_chunk().await? {
+            Some(0) => self.eof = true,
+            Some(n) => {
+                let read_at = Instant::now();
+                let mut due = read_at + Duration::from_millis(d.latency_ms);
+                if d.jitter_ms > 0 {
+                    let jitter =
+                        rand::rng().random_range(-(d.jitter_ms as i64)..=d.jitter_ms as i64);
+                    due = if jitter >= 0 {
+                        due + Duration::from_millis(jitter as u64)
+                    } else {
+                        due.checked_sub(Duration::from_millis(jitter.unsigned_abs()))
+                            .unwrap_or(read_at)
+                            .max(read_at)
+                    };
+                }
+                let data = self.buf[..n].to_vec();
+                self.push_chunk(due, read_at, data);
+            }
+            None => {}
+        }
+        Ok(Step::Continue)
+    }
+
+    fn push_chunk(&mut self, due: Instant, read_at: Instant, data: Vec<u8>) {
+        // Jitter never reorders: a chunk is due no earlier than the one before it.
+        let due = due.max(self.last_due);
+        self.last_due = due;
+        self.queued += data.len();
+        self.queue.push_back(Chunk {
+            due,
+            read_at,
+            data,
+            offset: 0,
+        });
+    }
+
+    async fn write_front(&mut self, allowed: usize) -> Result<Step, RelayError> {
+        let Some(front) = self.queue.front_mut() else {
+            return Ok(Step::Continue);
+        };
+        let end = front.data.len().min(front.offset.saturating_add(allowed));
+        let data = &front.data[front.offset..end];
+        let Some(n) = Self::write_some(self.to, self.to_side, &mut self.watch, data).await? else {
+            self.refresh = true;
+            return Ok(Step::Continue);
+        };
+        front.offset += n;
+        let finished = front.offset == front.data.len();
+        let read_at = front.read_at;
+        if finished {
+            self.queue.pop_front();
+            self.delay.record(read_at.elapsed().as_secs_f64());
+        }
+        self.queued -= n;
+        self.count(n);
+        Ok(Step::Continue)
+    }
+}
+
+/// Waits for the next published matrix. If the control plane is gone the proxy is
+/// shutting down; the relay is then aborted by its owner, so wait forever.
+async fn wait_for_change(watch: &mut MatrixWatch) {
+    if watch.changed().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}

@@ -1,0 +1,354 @@
+//! Wires a running proxy together: one listener per (node, endpoint), source
+//! identification, admission of new connections under faults, relays, the control
+//! API and metrics.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing::Instrument;
+
+use crate::control::{ConnectionTable, Control};
+use crate::events::EventLog;
+use crate::fault::Fault;
+use crate::identity::SourceRegistry;
+use crate::matrix::MatrixWatch;
+use crate::profile::ProfileLibrary;
+use crate::relay::{self, ByteCounters, Link, set_reset_on_close};
+use crate::topology::Topology;
+use crate::{api, metrics};
+
+const DEFAULT_API: &str = "127.0.0.1:7070";
+const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, Default)]
+pub struct ProxyOptions {
+    /// Control API address; default: the topology's `[api] listen`, else 127.0.0.1:7070.
+    pub api_listen: Option<SocketAddr>,
+    /// Append every control event to this JSONL file.
+    pub events_path: Option<PathBuf>,
+    /// Extra profiles (`*.toml`) that add to or override the built-in ones.
+    pub profiles_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("cannot listen on {address} for node {node} endpoint {endpoint}: {source}")]
+    Listen {
+        node: String,
+        endpoint: String,
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {address} for the control API: {source}")]
+    Api {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot open the event log {path}: {source}")]
+    Events {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Profiles(#[from] crate::profile::ProfileError),
+}
+
+/// A started proxy. Dropping it does not stop it; call [`RunningProxy::shutdown`].
+pub struct RunningProxy {
+    control: Control,
+    api_addr: SocketAddr,
+    topology: Arc<Topology>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl RunningProxy {
+    pub fn control(&self) -> Control {
+        self.control.clone()
+    }
+
+    pub fn api_addr(&self) -> SocketAddr {
+        self.api_addr
+    }
+
+    pub fn api_url(&self) -> String {
+        format!("http://{}", self.api_addr)
+    }
+
+    /// The topology with every `listen` port as actually bound (port 0 resolved).
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    /// Closes listeners and the API and drops every relayed connection.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+
+    /// Runs until the shutdown signal of the process (Ctrl-C / SIGTERM) arrives.
+    pub async fn run_until_signal(self) {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+        }
+        tracing::info!("shutting down");
+        self.shutdown().await;
+    }
+}
+
+/// Binds every listener and the control API, then serves in the background.
+pub async fn start(
+    mut topology: Topology,
+    options: ProxyOptions,
+) -> Result<RunningProxy, ProxyError> {
+    let handle = metrics::install();
+    let mut listeners = Vec::new();
+    for (node_index, node) in topology.nodes.iter_mut().enumerate() {
+        for endpoint in node.endpoints.iter_mut() {
+            let listener =
+                TcpListener::bind(endpoint.listen)
+                    .await
+                    .map_err(|source| ProxyError::Listen {
+                        node: node.name.clone(),
+                        endpoint: endpoint.name.clone(),
+                        address: endpoint.listen,
+                        source,
+                    })?;
+            if let Ok(bound) = listener.local_addr() {
+                endpoint.listen = bound;
+            }
+            listeners.push((
+                listener,
+                node_index,
+                endpoint.name.clone(),
+                endpoint.upstream.clone(),
+            ));
+        }
+    }
+    let api_addr = options
+        .api_listen
+        .or(topology.api.as_ref().map(|a| a.listen))
+        .unwrap_or_else(|| DEFAULT_API.parse().expect("default API address"));
+    let api_listener = TcpListener::bind(api_addr)
+        .await
+        .map_err(|source| ProxyError::Api {
+            address: api_addr,
+            source,
+        })?;
+    let api_addr = api_listener.local_addr().unwrap_or(api_addr);
+
+    let events =
+        EventLog::new(options.events_path.as_deref()).map_err(|source| ProxyError::Events {
+            path: options
+                .events_path
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            source,
+        })?;
+    let mut profiles = ProfileLibrary::builtin();
+    if let Some(dir) = &options.profiles_dir {
+        profiles = profiles.with_dir(dir)?;
+    }
+    let sources = Arc::new(SourceRegistry::default());
+    for (index, node) in topology.nodes.iter().enumerate() {
+        for ip in &node.source_ips {
+            sources.register_ip(*ip, index);
+        }
+        for pid in &node.source_pids {
+            sources.register_pid(*pid, index);
+        }
+    }
+    let topology = Arc::new(topology);
+    let control = Control::new(
+        topology.clone(),
+        events,
+        sources,
+        profiles,
+        Arc::new(ConnectionTable::default()),
+    );
+    control.events().record(
+        "start",
+        serde_json::json!({"api": api_addr.to_string(), "nodes": topology.node_names()}),
+    );
+
+    let (shutdown, _) = watch::channel(false);
+    let mut tasks = Vec::new();
+    for (listener, node_index, endpoint_name, upstream) in listeners {
+        let endpoint_index = control
+            .identities()
+            .endpoint_index(&endpoint_name)
+            .expect("endpoint from topology");
+        let target = Target {
+            node: node_index,
+            endpoint: endpoint_index,
+            upstream: Arc::from(upstream.as_str()),
+        };
+        tasks.push(tokio::spawn(accept_loop(
+            listener,
+            target,
+            control.clone(),
+            shutdown.subscribe(),
+        )));
+    }
+    tasks.push(tokio::spawn(api::serve(
+        api_listener,
+        control.clone(),
+        handle,
+        shutdown.subscribe(),
+    )));
+    tracing::info!(api = %api_addr, nodes = topology.nodes.len(), "rift proxy listening");
+    Ok(RunningProxy {
+        control,
+        api_addr,
+        topology,
+        shutdown,
+        tasks,
+    })
+}
+
+#[derive(Clone)]
+struct Target {
+    node: usize,
+    endpoint: usize,
+    upstream: Arc<str>,
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    target: Target,
+    control: Control,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    connections.spawn(handle_connection(stream, peer, target.clone(), control.clone()));
+                }
+                Err(error) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = shutdown.changed() => break,
+        }
+    }
+    connections.shutdown().await;
+}
+
+async fn handle_connection(client: TcpStream, peer: SocketAddr, target: Target, control: Control) {
+    let ids = control.identities();
+    let local = client.local_addr().unwrap_or(peer);
+    let src = control.sources().identify(ids, peer, local);
+    let link = Link {
+        src,
+        dst: target.node,
+        endpoint: target.endpoint,
+    };
+    let span = tracing::info_span!(
+        "conn",
+        src = ids.name(src),
+        dst = ids.name(target.node),
+        endpoint = %ids.endpoint_names()[target.endpoint],
+        %peer,
+    );
+    async move {
+        let _ = client.set_nodelay(true);
+        let counters = Arc::new(ByteCounters::default());
+        let _entry = control.connections().open(link, counters.clone());
+        let (relay_metrics, active) = metrics::for_connection(control.identities(), link);
+        let mut watch = control.watch();
+        let outcome = match admit(&mut watch, link).await {
+            Admission::Reset => {
+                metrics::connection_reset("fault");
+                set_reset_on_close(&client);
+                tracing::debug!("reset at connect by a `reset` fault");
+                Ok(())
+            }
+            Admission::Dial => match dial(&target.upstream).await {
+                Err(error) => {
+                    tracing::warn!(upstream = %target.upstream, %error, "upstream dial failed; resetting client");
+                    metrics::connection_reset("dial");
+                    set_reset_on_close(&client);
+                    Ok(())
+                }
+                Ok(upstream) => {
+                    let result = relay::relay(&client, &upstream, link, watch, counters, relay_metrics).await;
+                    if result.is_err() {
+                        set_reset_on_close(&client);
+                        set_reset_on_close(&upstream);
+                    }
+                    result
+                }
+            },
+        };
+        match outcome {
+            Ok(()) => tracing::debug!("closed"),
+            Err(error) => {
+                metrics::connection_reset(match error {
+                    relay::RelayError::Io { .. } => "io",
+                    _ => "fault",
+                });
+                tracing::debug!(%error, "connection reset");
+            }
+        }
+        active.decrement(1.0);
+    }
+    .instrument(span)
+    .await
+}
+
+enum Admission {
+    Dial,
+    Reset,
+}
+
+/// A new connection on a cut link is accepted but not dialed upstream until the link
+/// heals in both directions (the SYN or the SYN-ACK would be lost); `reset` refuses it.
+async fn admit(watch: &mut MatrixWatch, link: Link) -> Admission {
+    let mut waited = false;
+    loop {
+        let matrix = watch.borrow_and_update().clone();
+        let forward = matrix.fault(link.src, link.dst, link.endpoint);
+        let reverse = matrix.fault(link.dst, link.src, link.endpoint);
+        if matches!(forward, Some(Fault::Reset)) || matches!(reverse, Some(Fault::Reset)) {
+            return Admission::Reset;
+        }
+        let cut = forward.is_some_and(Fault::is_cut) || reverse.is_some_and(Fault::is_cut);
+        if !cut {
+            if waited {
+                tracing::debug!("link healed; dialing held connection");
+            }
+            return Admission::Dial;
+        }
+        if !waited {
+            tracing::debug!("link is cut; holding the new connection until heal");
+            waited = true;
+        }
+        if watch.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+async fn dial(upstream: &str) -> std::io::Result<TcpStream> {
+    let stream = tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect(upstream))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "dial timed out"))??;
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
