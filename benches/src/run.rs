@@ -1,0 +1,438 @@
+//! One benchmark run: start the targets, run every workload interleaved across them,
+//! and collect the figures into a [`Report`].
+
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, Result, anyhow, bail};
+use hdrhistogram::Histogram;
+use tokio::runtime::Runtime;
+
+use crate::echo::EchoProcess;
+use crate::goals::{self, PING_1K, PING_64};
+use crate::many::{self, Cutter};
+use crate::report::{
+    IdleMemory, IdleRow, LatencyRow, Outcome, Percentiles, Report, TargetStatus, ThroughputRow,
+};
+use crate::sys::{self, Machine};
+use crate::targets::{self, Binaries, Kind, RIFT_NODE, StartError, Target};
+
+/// Sizes of one run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub mode: &'static str,
+    pub rounds: u32,
+    pub ping_iterations: u64,
+    pub ping_warmup: u64,
+    pub open_loop_rate: u64,
+    pub open_loop_duration: Duration,
+    pub bulk_bytes: u64,
+    pub idle_conns: usize,
+    pub partition_conns: usize,
+    pub partition_period: Duration,
+}
+
+impl Plan {
+    pub fn new(args: &crate::Args) -> Self {
+        let mut plan = if args.quick {
+            Plan {
+                mode: "quick",
+                rounds: 1,
+                ping_iterations: 500,
+                ping_warmup: 50,
+                open_loop_rate: 1000,
+                open_loop_duration: Duration::from_millis(500),
+                bulk_bytes: 32 << 20,
+                idle_conns: 200,
+                partition_conns: 200,
+                partition_period: Duration::from_millis(200),
+            }
+        } else {
+            Plan {
+                mode: "full",
+                rounds: 3,
+                ping_iterations: 20_000,
+                ping_warmup: 1_000,
+                open_loop_rate: 5_000,
+                open_loop_duration: Duration::from_secs(5),
+                bulk_bytes: 1 << 30,
+                idle_conns: 10_000,
+                partition_conns: 10_000,
+                partition_period: Duration::from_secs(1),
+            }
+        };
+        if let Some(r) = args.rounds {
+            plan.rounds = r.max(1);
+        }
+        if let Some(n) = args.idle_conns {
+            plan.idle_conns = n;
+        }
+        if let Some(n) = args.partition_conns {
+            plan.partition_conns = n;
+        }
+        plan
+    }
+
+    fn open_loop_name(&self) -> String {
+        format!("open-loop 64 B at {} req/s", self.open_loop_rate)
+    }
+}
+
+struct Running {
+    target: Target,
+    // Kept alive for as long as the target runs; dropped after it.
+    _echo: EchoProcess,
+}
+
+/// A progress line on stderr for each step.
+struct Progress {
+    step: usize,
+    total: usize,
+    started: Instant,
+}
+
+impl Progress {
+    fn tick(&mut self, what: &str) {
+        self.step += 1;
+        eprintln!(
+            "rift-bench [{:>3}/{}] {:>6.1}s {what}",
+            self.step,
+            self.total,
+            self.started.elapsed().as_secs_f64()
+        );
+    }
+}
+
+pub fn run(
+    rt: &Runtime,
+    plan: &Plan,
+    kinds: &[Kind],
+    bins: &Binaries,
+    out: Option<&Path>,
+) -> Result<Report> {
+    let limit = sys::raise_nofile_limit().context("raising RLIMIT_NOFILE")?;
+    // A proxy holds two descriptors per connection, under the same per-process limit.
+    let max_conns = (limit.saturating_sub(200) / 2) as usize;
+    let mut plan = plan.clone();
+    for (what, n) in [
+        ("idle", &mut plan.idle_conns),
+        ("partition", &mut plan.partition_conns),
+    ] {
+        if *n > max_conns {
+            eprintln!(
+                "rift-bench: {what} connections capped at {max_conns} (RLIMIT_NOFILE hard limit {limit}; a proxy holds two descriptors per connection)"
+            );
+            *n = max_conns;
+        }
+    }
+    if plan.idle_conns == 0 || plan.partition_conns == 0 {
+        bail!("RLIMIT_NOFILE hard limit {limit} leaves no room for the connection workloads");
+    }
+    let plan = &plan;
+    let workdir = match out {
+        Some(dir) => dir.join("work"),
+        None => std::env::temp_dir().join(format!("rift-bench-{}", std::process::id())),
+    };
+    std::fs::create_dir_all(&workdir).with_context(|| format!("creating {}", workdir.display()))?;
+
+    let mut statuses = Vec::new();
+    let mut running: Vec<Running> = Vec::new();
+    for &kind in kinds {
+        let echo = EchoProcess::spawn().context("starting an echo server process")?;
+        let dir = workdir.join(kind.name());
+        std::fs::create_dir_all(&dir)?;
+        match rt.block_on(targets::start(kind, echo.addr(), bins, &dir, limit)) {
+            Ok(target) => {
+                eprintln!("rift-bench: {kind} ready on {}", target.addr);
+                statuses.push(TargetStatus {
+                    target: kind.name().into(),
+                    version: target.version.clone(),
+                    skipped: None,
+                });
+                running.push(Running {
+                    target,
+                    _echo: echo,
+                });
+            }
+            Err(StartError::Missing(reason)) => {
+                eprintln!("rift-bench: skipping {kind}: {reason}");
+                statuses.push(TargetStatus {
+                    target: kind.name().into(),
+                    version: "-".into(),
+                    skipped: Some(reason),
+                });
+            }
+            Err(StartError::Failed(e)) => {
+                let reason = format!("failed to start: {e:#} (logs in {})", dir.display());
+                eprintln!("rift-bench: skipping {kind}: {reason}");
+                statuses.push(TargetStatus {
+                    target: kind.name().into(),
+                    version: "-".into(),
+                    skipped: Some(reason),
+                });
+            }
+        }
+    }
+
+    let n = running.len();
+    let proxies = running
+        .iter()
+        .filter(|r| r.target.kind != Kind::Direct)
+        .count();
+    let has_rift = running.iter().any(|r| r.target.kind == Kind::Rift);
+    let mut progress = Progress {
+        step: 0,
+        total: proxies + plan.rounds as usize * 4 * n + usize::from(has_rift),
+        started: Instant::now(),
+    };
+
+    // Memory first, while every proxy process is fresh: buffers kept from earlier
+    // workloads would make the per-connection cost look smaller than it is.
+    let mut idle = Vec::new();
+    for r in running.iter_mut().filter(|r| r.target.kind != Kind::Direct) {
+        progress.tick(&format!(
+            "idle connections x{}: {}",
+            plan.idle_conns, r.target.kind
+        ));
+        let result = match rt.block_on(idle_memory(&r.target, plan.idle_conns)) {
+            Ok(m) => Outcome::Ok(m),
+            Err(e) => Outcome::Failed {
+                error: format!("{e:#}"),
+            },
+        };
+        idle.push(IdleRow {
+            target: r.target.kind.name().into(),
+            result,
+        });
+    }
+
+    let open_loop_name = plan.open_loop_name();
+    let workloads = [PING_64, PING_1K, open_loop_name.as_str()];
+    let mut hists: Vec<Vec<Result<Histogram<u64>, String>>> = workloads
+        .iter()
+        .map(|_| {
+            (0..n)
+                .map(|_| Ok(crate::blocking::new_histogram()))
+                .collect()
+        })
+        .collect();
+    let mut send_lag = vec![Duration::ZERO; n];
+    let mut bulk: Vec<ThroughputRow> = running
+        .iter()
+        .map(|r| ThroughputRow {
+            target: r.target.kind.name().into(),
+            bytes_per_round: plan.bulk_bytes,
+            rounds_mib_s: vec![],
+            error: None,
+        })
+        .collect();
+
+    for round in 0..plan.rounds {
+        // Rotate the order each round so no target always runs first (or after the bulk).
+        let order: Vec<usize> = (0..n).map(|i| (i + round as usize) % n).collect();
+        for (w, name) in workloads.iter().enumerate() {
+            for &i in &order {
+                let target = &mut running[i].target;
+                progress.tick(&format!(
+                    "{name}: {} (round {}/{})",
+                    target.kind,
+                    round + 1,
+                    plan.rounds
+                ));
+                if hists[w][i].is_err() {
+                    continue;
+                }
+                let measured = match w {
+                    0 => crate::blocking::ping_pong(
+                        target.addr,
+                        64,
+                        plan.ping_iterations,
+                        plan.ping_warmup,
+                    ),
+                    1 => crate::blocking::ping_pong(
+                        target.addr,
+                        1024,
+                        plan.ping_iterations,
+                        plan.ping_warmup,
+                    ),
+                    _ => crate::blocking::open_loop(
+                        target.addr,
+                        64,
+                        plan.open_loop_rate,
+                        plan.open_loop_duration,
+                    )
+                    .map(|o| {
+                        send_lag[i] = send_lag[i].max(o.max_send_lag);
+                        o.hist
+                    }),
+                }
+                .and_then(|h| target.check_alive().map(|()| h));
+                hists[w][i] = match (
+                    measured,
+                    std::mem::replace(&mut hists[w][i], Ok(crate::blocking::new_histogram())),
+                ) {
+                    (Ok(h), Ok(mut acc)) => acc.add(&h).map(|()| acc).map_err(|e| e.to_string()),
+                    (Err(e), _) => Err(format!("{e:#}")),
+                    (_, Err(e)) => Err(e),
+                };
+            }
+        }
+        for &i in &order {
+            let target = &mut running[i].target;
+            progress.tick(&format!(
+                "bulk {} MiB: {} (round {}/{})",
+                plan.bulk_bytes >> 20,
+                target.kind,
+                round + 1,
+                plan.rounds
+            ));
+            if bulk[i].error.is_some() {
+                continue;
+            }
+            match crate::blocking::bulk(target.addr, plan.bulk_bytes)
+                .and_then(|d| target.check_alive().map(|()| d))
+            {
+                Ok(d) => bulk[i]
+                    .rounds_mib_s
+                    .push(plan.bulk_bytes as f64 / (1 << 20) as f64 / d.as_secs_f64()),
+                Err(e) => bulk[i].error = Some(format!("{e:#}")),
+            }
+        }
+    }
+
+    let mut latency = Vec::new();
+    for (w, name) in workloads.iter().enumerate() {
+        for (i, r) in running.iter().enumerate() {
+            let result = match &hists[w][i] {
+                Ok(h) => Outcome::Ok(Percentiles::of(h)),
+                Err(e) => Outcome::Failed { error: e.clone() },
+            };
+            // Only the open-loop sender runs on a schedule it can fall behind.
+            let sender_lag_max_us = (w == 2).then(|| send_lag[i].as_secs_f64() * 1e6);
+            latency.push(LatencyRow {
+                workload: (*name).into(),
+                target: r.target.kind.name().into(),
+                result,
+                sender_lag_max_us,
+            });
+        }
+    }
+
+    let partition = match running.iter().find(|r| r.target.kind == Kind::Rift) {
+        Some(r) => {
+            progress.tick(&format!(
+                "partition applied to {} live connections: rift",
+                plan.partition_conns
+            ));
+            let cutter = RiftApi::new(r.target.api_url.clone().unwrap_or_default());
+            match rt.block_on(many::partition_apply(
+                r.target.addr,
+                plan.partition_conns,
+                plan.partition_period,
+                &cutter,
+            )) {
+                Ok(t) => Outcome::Ok(t),
+                Err(e) => Outcome::Failed {
+                    error: format!("{e:#}"),
+                },
+            }
+        }
+        None => Outcome::Skipped {
+            reason: "rift did not run".into(),
+        },
+    };
+
+    let mut report = Report {
+        machine: Machine::describe(),
+        mode: plan.mode.into(),
+        unix_time: SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        targets: statuses,
+        latency,
+        throughput: bulk,
+        idle,
+        partition,
+        kafka_produce: Outcome::Skipped {
+            reason:
+                "not part of this harness yet: it needs the local Kafka lab driven through rift"
+                    .into(),
+        },
+        goals: vec![],
+    };
+    report.goals = goals::evaluate(&report);
+    Ok(report)
+}
+
+async fn idle_memory(target: &Target, n: usize) -> Result<IdleMemory> {
+    let pid = target
+        .pid()
+        .ok_or_else(|| anyhow!("{} has no process to measure", target.kind))?;
+    let (measure, read): (&str, fn(u32) -> std::io::Result<u64>) = if target.forks() {
+        ("tree PSS", sys::tree_pss_kib)
+    } else {
+        ("VmRSS", sys::vm_rss_kib)
+    };
+    let before = read(pid)?;
+    let conns = many::open_echo_connections(target.addr, n).await?;
+    // Let the proxy finish any lazy per-connection setup before reading its memory.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = read(pid)?;
+    drop(conns);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    Ok(IdleMemory {
+        connections: n,
+        measure: measure.into(),
+        before_kib: before,
+        after_kib: after,
+        per_connection_kib: after.saturating_sub(before) as f64 / n as f64,
+    })
+}
+
+/// Cuts the `client` identity (the harness) from the echo node through rift's control
+/// API, in both directions, with the default `hold` fault.
+struct RiftApi {
+    url: String,
+    http: reqwest::Client,
+}
+
+impl RiftApi {
+    fn new(url: String) -> Self {
+        Self {
+            url,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn post(&self, path: &str, body: serde_json::Value) -> Result<()> {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .json(&body)
+            .send()
+            .await?;
+        if !resp.status().is_success() {
+            let status = resp.status();
+            bail!(
+                "POST {path}: {status}: {}",
+                resp.text().await.unwrap_or_default()
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Cutter for RiftApi {
+    async fn cut(&self) -> Result<()> {
+        let rule = |from: &str, to: &str| serde_json::json!({"from": from, "to": to, "fault": {"kind": "hold"}});
+        self.post(
+            "/faults",
+            serde_json::json!({"label": "bench", "rules": [rule("client", RIFT_NODE), rule(RIFT_NODE, "client")]}),
+        )
+        .await
+    }
+
+    async fn heal(&self) -> Result<()> {
+        self.post("/heal", serde_json::json!({})).await
+    }
+}
