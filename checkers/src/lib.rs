@@ -1,1 +1,13 @@
-//! placeholder
+//! rift's cluster side: local labs of real members behind rift, observers and checkers
+//! that judge what the real cluster did, the scenario runner that ties them to a fault
+//! timeline, and the reports it writes.
+//!
+//! - [`lab`]: start/stop real members on loopback with rift on every link.
+//! - [`etcd`]: etcd observers, workload, checkers, and etcd as a scenario cluster.
+//! - [`scenario`]: the scenario format, runner, nemesis and the plug-in traits.
+//! - [`report`]: verdict table, JSON, JUnit XML and SVG timeline.
+
+pub mod etcd;
+pub mod lab;
+pub mod report;
+pub mod scenario;

@@ -1,0 +1,7 @@
+//! etcd support: observers (one etcd-client per member), the Put workload, checkers,
+//! and etcd as a scenario [`Cluster`](crate::scenario::Cluster).
+
+pub mod checks;
+pub mod observer;
+pub mod system;
+pub mod workload;

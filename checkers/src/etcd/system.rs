@@ -1,0 +1,274 @@
+//! etcd as a scenario [`Cluster`]: starts an [`EtcdLab`] (or attaches to members
+//! behind a running `rift proxy`), resolves `leader`, and builds the etcd checkers and
+//! the Put workload from the scenario file.
+
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+use super::checks::{
+    lost_writes::NoLostWrites, majority_leader::MajorityLeader, no_quorum::NoQuorum,
+    quorum::QuorumAvailability, stability::LeaderStability, step_down::StepDown,
+};
+use super::observer::EtcdObserver;
+use super::workload::{PutWorkload, PutWorkloadConfig, SharedHistory};
+use crate::lab::etcd::{EtcdLab, EtcdLabConfig};
+use crate::scenario::nemesis::Nemesis;
+use crate::scenario::spec::{CheckerSpec, ClusterSpec, WorkloadSpec};
+use crate::scenario::system::{AttachOptions, StartOptions};
+use crate::scenario::{BoxFuture, Checker, Cluster, ScenarioError, Workload};
+
+/// `[cluster]` keys for `system = "etcd"` besides `nodes`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EtcdSettings {
+    #[serde(default = "yes")]
+    pub pre_vote: bool,
+    #[serde(default = "default_heartbeat", with = "crate::scenario::spec::dur")]
+    pub heartbeat: Duration,
+    #[serde(default = "default_election", with = "crate::scenario::spec::dur")]
+    pub election: Duration,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_heartbeat() -> Duration {
+    Duration::from_millis(50)
+}
+fn default_election() -> Duration {
+    Duration::from_millis(500)
+}
+
+pub const CHECKERS: &[&str] = &[
+    "leader-step-down",
+    "quorum-availability",
+    "no-quorum",
+    "leader-stability",
+    "majority-leader",
+    "no-lost-writes",
+];
+
+pub struct EtcdCluster {
+    observer: EtcdObserver,
+    nodes: Vec<String>,
+    nemesis: Nemesis,
+    lab: Option<EtcdLab>,
+    info: serde_json::Value,
+    /// The workload's history, once `workload()` was called (no-lost-writes needs it).
+    history: std::sync::Mutex<Option<SharedHistory>>,
+}
+
+impl EtcdCluster {
+    pub async fn start(
+        spec: &ClusterSpec,
+        origin: &str,
+        options: &StartOptions,
+    ) -> Result<Self, ScenarioError> {
+        let s: EtcdSettings = spec.parse(origin)?;
+        let mut config = EtcdLabConfig::new(spec.nodes, &options.state_dir);
+        config.pre_vote = s.pre_vote;
+        config.heartbeat_ms = s.heartbeat.as_millis() as u64;
+        config.election_ms = s.election.as_millis() as u64;
+        config.base_port = options.base_port;
+        let lab = EtcdLab::start(config).await?;
+        let info = serde_json::json!({
+            "system": "etcd",
+            "mode": "lab",
+            "rift_api": lab.api_url(),
+            "settings": lab.plan.settings(),
+            "members": lab.plan.member_records(),
+        });
+        Ok(Self {
+            observer: lab.observer(),
+            nodes: lab.plan.members.iter().map(|m| m.name.clone()).collect(),
+            nemesis: Nemesis::Local(lab.control()),
+            lab: Some(lab),
+            info,
+            history: Default::default(),
+        })
+    }
+
+    pub async fn attach(
+        spec: &ClusterSpec,
+        origin: &str,
+        options: &AttachOptions,
+    ) -> Result<Self, ScenarioError> {
+        // Settings describe a lab to start; when attaching they are only recorded.
+        let s: EtcdSettings = spec.parse(origin)?;
+        let client = rift_proxy::client::ApiClient::new(&options.api_url);
+        let nemesis = Nemesis::Remote(client);
+        let topology = nemesis.topology().await?;
+        let names = topology.node_names();
+        for (n, _) in &options.endpoints {
+            if !names.contains(n) {
+                return Err(ScenarioError::Cluster(format!(
+                    "--endpoint {n}=...: {n} is not a node of the proxy's topology ({})",
+                    names.join(", ")
+                )));
+            }
+        }
+        if options.endpoints.len() != spec.nodes {
+            return Err(ScenarioError::Cluster(format!(
+                "{origin}: cluster.nodes = {} but {} etcd endpoints were given",
+                spec.nodes,
+                options.endpoints.len()
+            )));
+        }
+        let observer = EtcdObserver::connect(&options.endpoints)
+            .await
+            .map_err(|e| ScenarioError::Cluster(e.to_string()))?;
+        Ok(Self {
+            observer,
+            nodes: options.endpoints.iter().map(|(n, _)| n.clone()).collect(),
+            nemesis,
+            lab: None,
+            info: serde_json::json!({
+                "system": "etcd",
+                "mode": "attach",
+                "rift_api": options.api_url,
+                "pre_vote_stated": s.pre_vote,
+                "members": options.endpoints,
+            }),
+            history: Default::default(),
+        })
+    }
+
+    pub fn observer(&self) -> EtcdObserver {
+        self.observer.clone()
+    }
+}
+
+impl Cluster for EtcdCluster {
+    fn system(&self) -> &'static str {
+        "etcd"
+    }
+
+    fn nodes(&self) -> Vec<String> {
+        self.nodes.clone()
+    }
+
+    fn consensus_endpoint(&self) -> &'static str {
+        "peer"
+    }
+
+    fn nemesis(&self) -> &Nemesis {
+        &self.nemesis
+    }
+
+    fn leader(&self) -> BoxFuture<'_, Option<String>> {
+        Box::pin(async move {
+            self.observer
+                .majority_leader(Duration::from_millis(500))
+                .await
+                .map(|(l, _)| l)
+        })
+    }
+
+    fn wait_healthy(&self, timeout: Duration) -> BoxFuture<'_, Result<(), ScenarioError>> {
+        Box::pin(async move {
+            let start = Instant::now();
+            loop {
+                let all = self.observer.status_all(Duration::from_millis(500)).await;
+                if super::observer::majority_leader_of(&all, all.len()).is_some() {
+                    return Ok(());
+                }
+                if start.elapsed() > timeout {
+                    return Err(ScenarioError::Cluster(format!(
+                        "not every member follows one leader after {timeout:?}: {}",
+                        super::observer::describe(&all)
+                    )));
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    }
+
+    fn describe(&self) -> BoxFuture<'_, String> {
+        Box::pin(async move {
+            let all = self.observer.status_all(Duration::from_millis(300)).await;
+            all.iter()
+                .map(|(n, s)| match s {
+                    Ok(s) => format!(
+                        "{n}→{}",
+                        s.leader
+                            .as_deref()
+                            .unwrap_or(if s.leader_id == 0 { "none" } else { "?" })
+                    ),
+                    Err(_) => format!("{n}→(no answer)"),
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+    }
+
+    fn checker(
+        &self,
+        spec: &CheckerSpec,
+        _origin: &str,
+    ) -> Result<Box<dyn Checker>, ScenarioError> {
+        let o = self.observer.clone();
+        Ok(match spec.kind.as_str() {
+            "leader-step-down" => Box::new(StepDown::new(o, spec.parse()?)),
+            "quorum-availability" => Box::new(QuorumAvailability::new(o, spec.parse()?)),
+            "no-quorum" => Box::new(NoQuorum::new(o, spec.parse()?)),
+            "leader-stability" => Box::new(LeaderStability::new(o, spec.parse()?)),
+            "majority-leader" => Box::new(MajorityLeader::new(o, spec.parse()?)),
+            "no-lost-writes" => {
+                let _: NoSettings = spec.parse()?;
+                let history = self.history.lock().expect("history lock").clone();
+                let history = history.ok_or_else(|| ScenarioError::Field {
+                    origin: spec.origin.clone(),
+                    field: "kind".into(),
+                    value: spec.kind.clone(),
+                    reason: "needs a [workload] (kind = \"puts\") whose writes it checks".into(),
+                })?;
+                Box::new(NoLostWrites::new(o, history))
+            }
+            other => {
+                return Err(ScenarioError::Field {
+                    origin: spec.origin.clone(),
+                    field: "kind".into(),
+                    value: other.to_string(),
+                    reason: format!("unknown etcd checker (known: {})", CHECKERS.join(", ")),
+                });
+            }
+        })
+    }
+
+    fn workload(
+        &self,
+        spec: &WorkloadSpec,
+        started: Instant,
+    ) -> Result<Box<dyn Workload>, ScenarioError> {
+        if spec.kind != "puts" {
+            return Err(ScenarioError::Field {
+                origin: spec.origin.clone(),
+                field: "kind".into(),
+                value: spec.kind.clone(),
+                reason: "etcd workloads: puts".into(),
+            });
+        }
+        let config: PutWorkloadConfig = spec.parse()?;
+        let w = PutWorkload::start(self.observer.clone(), config, started);
+        *self.history.lock().expect("history lock") = Some(w.history());
+        Ok(Box::new(w))
+    }
+
+    fn info(&self) -> serde_json::Value {
+        self.info.clone()
+    }
+
+    fn shutdown(self: Box<Self>) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            if let Some(lab) = self.lab {
+                lab.shutdown().await;
+            }
+        })
+    }
+}
+
+/// Checkers without settings still reject unknown keys.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoSettings {}

@@ -1,0 +1,202 @@
+//! The etcd write workload: Puts through every member for the whole scenario, each
+//! with a deadline, recorded as a history that the no-lost-writes checker judges.
+//!
+//! Every Put writes a fresh key (`<prefix><member>/<seq>`) with a value unique to the
+//! run, so "present with its value after heal" is an exact test. A Put that timed out
+//! is indeterminate (it may still commit) and is not counted as acknowledged.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::observer::{EtcdError, EtcdObserver};
+use crate::scenario::{BoxFuture, Workload, WorkloadSummary};
+
+/// `[workload] kind = "puts"` settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutWorkloadConfig {
+    /// Puts per second per member.
+    #[serde(default = "default_rate")]
+    pub rate: u32,
+    /// Deadline of each Put.
+    #[serde(default = "default_timeout", with = "crate::scenario::spec::dur")]
+    pub timeout: Duration,
+    /// Key prefix; a run id is appended so runs never collide.
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+}
+
+fn default_rate() -> u32 {
+    10
+}
+fn default_timeout() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_prefix() -> String {
+    "rift/workload/".into()
+}
+
+impl Default for PutWorkloadConfig {
+    fn default() -> Self {
+        Self {
+            rate: default_rate(),
+            timeout: default_timeout(),
+            prefix: default_prefix(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    Ok,
+    Failed,
+    /// Timed out: may or may not have committed.
+    Indeterminate,
+}
+
+/// One Put as the client saw it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PutRecord {
+    pub member: String,
+    pub key: String,
+    pub value: String,
+    pub phase: String,
+    pub start_ms: u64,
+    pub end_ms: u64,
+    pub outcome: Outcome,
+    pub error: Option<String>,
+}
+
+/// The shared, growing history of the workload.
+#[derive(Debug, Default)]
+pub struct History {
+    pub puts: Vec<PutRecord>,
+    pub run_prefix: String,
+}
+
+impl History {
+    pub fn acknowledged(&self) -> impl Iterator<Item = &PutRecord> {
+        self.puts.iter().filter(|p| p.outcome == Outcome::Ok)
+    }
+}
+
+pub type SharedHistory = Arc<Mutex<History>>;
+
+pub struct PutWorkload {
+    history: SharedHistory,
+    phase: Arc<Mutex<String>>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl PutWorkload {
+    /// Starts one writer per member. Timestamps are milliseconds since `started`.
+    pub fn start(observer: EtcdObserver, config: PutWorkloadConfig, started: Instant) -> Self {
+        let run_prefix = format!("{}{:08x}/", config.prefix, rand::random::<u32>());
+        let history: SharedHistory = Arc::new(Mutex::new(History {
+            puts: vec![],
+            run_prefix: run_prefix.clone(),
+        }));
+        let phase = Arc::new(Mutex::new("baseline".to_string()));
+        let (stop, stop_rx) = watch::channel(false);
+        let interval = Duration::from_secs_f64(1.0 / f64::from(config.rate.max(1)));
+        let tasks = observer
+            .member_names()
+            .into_iter()
+            .map(|member| {
+                let observer = observer.clone();
+                let history = history.clone();
+                let phase = phase.clone();
+                let mut stop_rx = stop_rx.clone();
+                let prefix = run_prefix.clone();
+                let timeout = config.timeout;
+                tokio::spawn(async move {
+                    let mut seq = 0u64;
+                    let mut tick = tokio::time::interval(interval);
+                    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    loop {
+                        tokio::select! {
+                            _ = tick.tick() => {}
+                            _ = stop_rx.changed() => break,
+                        }
+                        if *stop_rx.borrow() {
+                            break;
+                        }
+                        seq += 1;
+                        let key = format!("{prefix}{member}/{seq:06}");
+                        let value = format!("{member}-{seq}-{}", rand::random::<u32>());
+                        let start_ms = started.elapsed().as_millis() as u64;
+                        let at_phase = phase.lock().expect("phase lock").clone();
+                        let r = observer.put(&member, &key, &value, timeout).await;
+                        let (outcome, error) = match r {
+                            Ok(_) => (Outcome::Ok, None),
+                            Err(e @ EtcdError::Timeout { .. }) => {
+                                (Outcome::Indeterminate, Some(e.to_string()))
+                            }
+                            Err(e) => (Outcome::Failed, Some(e.to_string())),
+                        };
+                        history.lock().expect("history lock").puts.push(PutRecord {
+                            member: member.clone(),
+                            key,
+                            value,
+                            phase: at_phase,
+                            start_ms,
+                            end_ms: started.elapsed().as_millis() as u64,
+                            outcome,
+                            error,
+                        });
+                    }
+                })
+            })
+            .collect();
+        Self {
+            history,
+            phase,
+            stop,
+            tasks,
+        }
+    }
+
+    pub fn history(&self) -> SharedHistory {
+        self.history.clone()
+    }
+}
+
+impl Workload for PutWorkload {
+    fn mark_phase(&mut self, phase: &str) {
+        *self.phase.lock().expect("phase lock") = phase.to_string();
+    }
+
+    fn stop(&mut self) -> BoxFuture<'_, WorkloadSummary> {
+        Box::pin(async move {
+            let _ = self.stop.send(true);
+            for t in self.tasks.drain(..) {
+                let _ = t.await;
+            }
+            summarize(&self.history.lock().expect("history lock"))
+        })
+    }
+}
+
+pub fn summarize(h: &History) -> WorkloadSummary {
+    let mut s = WorkloadSummary::default();
+    let mut by_phase: BTreeMap<String, u64> = BTreeMap::new();
+    for p in &h.puts {
+        match p.outcome {
+            Outcome::Ok => {
+                s.acknowledged += 1;
+                *by_phase.entry(p.phase.clone()).or_default() += 1;
+            }
+            Outcome::Failed => s.failed += 1,
+            Outcome::Indeterminate => s.indeterminate += 1,
+        }
+    }
+    s.acknowledged_by_phase = by_phase;
+    s
+}

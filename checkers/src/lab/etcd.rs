@@ -1,0 +1,538 @@
+//! The etcd lab: N real etcd members (etcd1..etcdN) on loopback, every peer link and
+//! every member's client endpoint routed through rift.
+//!
+//! Each member listens on real ports and ADVERTISES rift's listeners: its
+//! `--initial-advertise-peer-urls` (and the `--initial-cluster` every member gets) name
+//! rift's peer listener for it, so every member-to-member dial goes through rift, which
+//! recognises the dialing member by the PID owning the socket. rift is therefore
+//! started first and each member's PID is registered right after its spawn.
+//! `--advertise-client-urls` names rift's client listener so that users' clients can be
+//! placed on a side of a partition; observers use the real client port instead.
+//!
+//! Raft timings default to heartbeat 50 ms / election 500 ms (etcd's defaults are
+//! 100 ms / 1000 ms): failures are detected in about half a second, which keeps the
+//! scenarios short, and 10 heartbeats per election timeout keep spurious elections away
+//! on a loaded 2-core machine. `--pre-vote` is on unless asked otherwise (etcd 3.4's
+//! default is off).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rift_proxy::topology::{ApiConfig, Endpoint, Node, Topology};
+use serde::Serialize;
+
+use super::process::{LabProcess, Spawn, free_ports, wait_for_listen};
+use super::{LabError, LabState, MemberRecord, ProcessRecord, clear_stale, now_rfc3339};
+use crate::etcd::observer::EtcdObserver;
+
+/// What the etcd lab is started with.
+#[derive(Debug, Clone, Serialize)]
+pub struct EtcdLabConfig {
+    pub nodes: usize,
+    pub pre_vote: bool,
+    pub heartbeat_ms: u64,
+    pub election_ms: u64,
+    pub state_dir: PathBuf,
+    /// First port to allocate from (tests give each binary its own range).
+    pub base_port: Option<u16>,
+    /// The etcd binary; `ETCD_BIN`, else `etcd` on PATH.
+    pub etcd_bin: PathBuf,
+}
+
+impl EtcdLabConfig {
+    pub fn new(nodes: usize, state_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            nodes,
+            pre_vote: true,
+            heartbeat_ms: 50,
+            election_ms: 500,
+            state_dir: state_dir.into(),
+            base_port: None,
+            etcd_bin: etcd_bin(),
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), LabError> {
+        if !(1..=9).contains(&self.nodes) {
+            return Err(LabError::Config {
+                field: "nodes".into(),
+                value: self.nodes.to_string(),
+                reason: "an etcd lab has 1 to 9 members (3, 4 and 5 are the tested sizes)".into(),
+            });
+        }
+        if self.heartbeat_ms == 0 || self.election_ms < 5 * self.heartbeat_ms {
+            return Err(LabError::Config {
+                field: "election_ms".into(),
+                value: self.election_ms.to_string(),
+                reason: format!(
+                    "must be at least 5 x heartbeat_ms ({}); etcd recommends 10x",
+                    self.heartbeat_ms
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// `ETCD_BIN` if set, else the Debian package's /usr/bin/etcd, else `etcd` on PATH.
+pub fn etcd_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("ETCD_BIN") {
+        return PathBuf::from(p);
+    }
+    let debian = Path::new("/usr/bin/etcd");
+    if debian.exists() {
+        return debian.to_path_buf();
+    }
+    PathBuf::from("etcd")
+}
+
+/// Ports and paths of one member.
+#[derive(Debug, Clone, Serialize)]
+pub struct EtcdMemberPlan {
+    pub name: String,
+    pub peer_port: u16,
+    pub client_port: u16,
+    pub rift_peer_port: u16,
+    pub rift_client_port: u16,
+    pub data_dir: PathBuf,
+    pub log: PathBuf,
+}
+
+impl EtcdMemberPlan {
+    pub fn direct_client_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.client_port)
+    }
+    pub fn rift_client_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.rift_client_port)
+    }
+    pub fn rift_peer_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.rift_peer_port)
+    }
+}
+
+/// Everything decided before any process starts.
+#[derive(Debug, Clone, Serialize)]
+pub struct EtcdLabPlan {
+    pub config: EtcdLabConfig,
+    pub members: Vec<EtcdMemberPlan>,
+    pub api_port: u16,
+    pub cluster_token: String,
+}
+
+impl EtcdLabPlan {
+    pub fn new(config: EtcdLabConfig) -> Result<Self, LabError> {
+        config.validate()?;
+        let ports = free_ports(config.base_port, config.nodes * 4 + 1)?;
+        let dir = &config.state_dir;
+        let members = (0..config.nodes)
+            .map(|i| {
+                let name = format!("etcd{}", i + 1);
+                EtcdMemberPlan {
+                    peer_port: ports[i * 4],
+                    client_port: ports[i * 4 + 1],
+                    rift_peer_port: ports[i * 4 + 2],
+                    rift_client_port: ports[i * 4 + 3],
+                    data_dir: dir.join(format!("{name}.etcd")),
+                    log: dir.join(format!("{name}.log")),
+                    name,
+                }
+            })
+            .collect();
+        Ok(Self {
+            api_port: ports[config.nodes * 4],
+            cluster_token: format!("rift-lab-{}", rand::random::<u32>()),
+            members,
+            config,
+        })
+    }
+
+    /// rift's topology: one node per member with `peer` and `client` endpoints.
+    pub fn topology(&self) -> Topology {
+        Topology {
+            api: Some(ApiConfig {
+                listen: ([127, 0, 0, 1], self.api_port).into(),
+            }),
+            nodes: self
+                .members
+                .iter()
+                .map(|m| Node {
+                    name: m.name.clone(),
+                    source_ips: vec![],
+                    source_pids: vec![],
+                    endpoints: vec![
+                        Endpoint {
+                            name: "peer".into(),
+                            listen: ([127, 0, 0, 1], m.rift_peer_port).into(),
+                            upstream: format!("127.0.0.1:{}", m.peer_port),
+                        },
+                        Endpoint {
+                            name: "client".into(),
+                            listen: ([127, 0, 0, 1], m.rift_client_port).into(),
+                            upstream: format!("127.0.0.1:{}", m.client_port),
+                        },
+                    ],
+                })
+                .collect(),
+        }
+    }
+
+    pub fn initial_cluster(&self) -> String {
+        self.members
+            .iter()
+            .map(|m| format!("{}={}", m.name, m.rift_peer_url()))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The etcd command line of member `i`.
+    pub fn member_args(&self, i: usize) -> Vec<String> {
+        let m = &self.members[i];
+        let c = &self.config;
+        vec![
+            format!("--name={}", m.name),
+            format!("--data-dir={}", m.data_dir.display()),
+            format!("--listen-peer-urls=http://127.0.0.1:{}", m.peer_port),
+            format!("--initial-advertise-peer-urls={}", m.rift_peer_url()),
+            format!("--listen-client-urls={}", m.direct_client_url()),
+            format!("--advertise-client-urls={}", m.rift_client_url()),
+            format!("--initial-cluster={}", self.initial_cluster()),
+            "--initial-cluster-state=new".into(),
+            format!("--initial-cluster-token={}", self.cluster_token),
+            format!("--heartbeat-interval={}", c.heartbeat_ms),
+            format!("--election-timeout={}", c.election_ms),
+            format!("--pre-vote={}", c.pre_vote),
+            "--logger=zap".into(),
+            "--log-outputs=stderr".into(),
+        ]
+    }
+
+    /// (name, real client URL) pairs for observers.
+    pub fn observer_endpoints(&self) -> Vec<(String, String)> {
+        self.members
+            .iter()
+            .map(|m| (m.name.clone(), m.direct_client_url()))
+            .collect()
+    }
+
+    pub fn member_records(&self) -> Vec<MemberRecord> {
+        self.members
+            .iter()
+            .map(|m| MemberRecord {
+                name: m.name.clone(),
+                client_url: m.rift_client_url(),
+                direct_client_url: m.direct_client_url(),
+                peer_url: m.rift_peer_url(),
+            })
+            .collect()
+    }
+
+    pub fn settings(&self) -> serde_json::Value {
+        serde_json::json!({
+            "nodes": self.config.nodes,
+            "pre_vote": self.config.pre_vote,
+            "heartbeat_ms": self.config.heartbeat_ms,
+            "election_ms": self.config.election_ms,
+            "etcd_bin": self.config.etcd_bin,
+        })
+    }
+
+    fn initial_state(&self, api_url: Option<String>) -> LabState {
+        LabState {
+            system: "etcd".into(),
+            started_at: now_rfc3339(),
+            api_url,
+            members: self.member_records(),
+            processes: vec![],
+            settings: self.settings(),
+        }
+    }
+}
+
+/// Where PIDs are registered: the in-process proxy or a `rift proxy` over HTTP.
+pub enum Registrar<'a> {
+    InProcess(&'a rift_proxy::control::Control),
+    Http(&'a rift_proxy::client::ApiClient),
+}
+
+impl Registrar<'_> {
+    async fn register(&self, node: &str, pid: u32) -> Result<(), LabError> {
+        let r = match self {
+            Registrar::InProcess(c) => c
+                .register_source(node, &[pid], &[])
+                .map_err(|e| e.to_string()),
+            Registrar::Http(c) => c
+                .register_source(node, &[pid], &[])
+                .await
+                .map_err(|e| e.to_string()),
+        };
+        r.map_err(|e| LabError::Proxy(format!("registering {node} (pid {pid}): {e}")))
+    }
+}
+
+/// Prepares the state directory: refuses a running lab, clears a crashed one, writes
+/// the topology and the initial state file.
+pub fn prepare(plan: &EtcdLabPlan, api_url: Option<String>) -> Result<LabState, LabError> {
+    let dir = &plan.config.state_dir;
+    clear_stale(dir)?;
+    std::fs::create_dir_all(dir).map_err(|e| LabError::io(dir, e))?;
+    let topo_path = dir.join("topology.toml");
+    std::fs::write(&topo_path, plan.topology().to_toml())
+        .map_err(|e| LabError::io(&topo_path, e))?;
+    let state = plan.initial_state(api_url);
+    state.save(dir)?;
+    Ok(state)
+}
+
+/// Spawns every member, registering each PID with rift right after its spawn, and
+/// recording it in the state file before the next one starts.
+pub async fn spawn_members(
+    plan: &EtcdLabPlan,
+    state: &mut LabState,
+    registrar: Registrar<'_>,
+    detach: bool,
+    procs: &mut Vec<LabProcess>,
+) -> Result<(), LabError> {
+    let exe = std::fs::canonicalize(&plan.config.etcd_bin)
+        .or_else(|_| which(&plan.config.etcd_bin))
+        .map_err(|_| LabError::Spawn {
+            program: plan.config.etcd_bin.display().to_string(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "etcd binary not found (install etcd-server or set ETCD_BIN)",
+            ),
+        })?;
+    for (i, m) in plan.members.iter().enumerate() {
+        let p = LabProcess::spawn(
+            &m.name,
+            Spawn {
+                program: &exe,
+                args: plan.member_args(i),
+                log: m.log.clone(),
+                detach,
+            },
+        )?;
+        state.processes.push(ProcessRecord {
+            name: m.name.clone(),
+            pid: p.pid,
+            exe: exe.clone(),
+            log: m.log.clone(),
+        });
+        state.save(&plan.config.state_dir)?;
+        let pid = p.pid;
+        procs.push(p);
+        registrar.register(&m.name, pid).await?;
+    }
+    Ok(())
+}
+
+fn which(bin: &Path) -> std::io::Result<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join(bin))
+        .find(|p| p.is_file())
+        .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
+}
+
+/// Waits until every member answers and a majority agrees on a leader.
+pub async fn wait_ready(
+    plan: &EtcdLabPlan,
+    procs: &mut [LabProcess],
+    timeout: Duration,
+) -> Result<EtcdObserver, LabError> {
+    for m in &plan.members {
+        let addr = ([127, 0, 0, 1], m.client_port).into();
+        let r = wait_for_listen(addr, timeout).await;
+        check_alive(plan, procs)?;
+        r?;
+    }
+    let observer = EtcdObserver::connect(&plan.observer_endpoints())
+        .await
+        .map_err(|e| LabError::Proxy(e.to_string()))?;
+    let start = std::time::Instant::now();
+    loop {
+        check_alive(plan, procs)?;
+        let all = observer.status_all(Duration::from_millis(500)).await;
+        let answered = all.iter().filter(|(_, s)| s.is_ok()).count();
+        let leader = crate::etcd::observer::majority_leader_of(&all, plan.members.len());
+        if answered == plan.members.len() && leader.is_some() {
+            return Ok(observer);
+        }
+        if start.elapsed() > timeout {
+            return Err(LabError::Timeout(format!(
+                "etcd lab not ready after {timeout:?}: {}",
+                crate::etcd::observer::describe(&all)
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn check_alive(plan: &EtcdLabPlan, procs: &mut [LabProcess]) -> Result<(), LabError> {
+    for (p, m) in procs.iter_mut().zip(&plan.members) {
+        if !p.is_running() {
+            return Err(LabError::Exited(m.name.clone(), m.log.clone()));
+        }
+    }
+    Ok(())
+}
+
+/// An etcd lab owned by this process, with rift running in-process (tests and
+/// `rift scenario run`). Members are stopped and the state directory removed on
+/// [`EtcdLab::shutdown`], or on drop if the owner panicked.
+pub struct EtcdLab {
+    pub plan: EtcdLabPlan,
+    proxy: Option<rift_proxy::server::RunningProxy>,
+    procs: Vec<LabProcess>,
+    observer: EtcdObserver,
+}
+
+impl EtcdLab {
+    pub async fn start(config: EtcdLabConfig) -> Result<Self, LabError> {
+        let plan = EtcdLabPlan::new(config)?;
+        let mut state = prepare(&plan, None)?;
+        let options = rift_proxy::server::ProxyOptions {
+            api_listen: Some(([127, 0, 0, 1], 0).into()),
+            events_path: Some(plan.config.state_dir.join("events.jsonl")),
+            profiles_dir: None,
+        };
+        let proxy = rift_proxy::server::start(plan.topology(), options)
+            .await
+            .map_err(|e| LabError::Proxy(e.to_string()))?;
+        state.api_url = Some(proxy.api_url());
+        state.save(&plan.config.state_dir)?;
+        let control = proxy.control();
+        let mut lab = Self {
+            procs: vec![],
+            proxy: Some(proxy),
+            observer: EtcdObserver::connect(&plan.observer_endpoints())
+                .await
+                .map_err(|e| LabError::Proxy(e.to_string()))?,
+            plan,
+        };
+        let mut procs = Vec::new();
+        let spawned = spawn_members(
+            &lab.plan,
+            &mut state,
+            Registrar::InProcess(&control),
+            false,
+            &mut procs,
+        )
+        .await;
+        // Owned by the lab from here: its Drop stops them if anything below fails.
+        lab.procs = procs;
+        spawned?;
+        lab.observer = wait_ready(&lab.plan, &mut lab.procs, Duration::from_secs(30)).await?;
+        tracing::info!(nodes = lab.plan.members.len(), api = %state.api_url.as_deref().unwrap_or(""), "etcd lab ready");
+        Ok(lab)
+    }
+
+    pub fn observer(&self) -> EtcdObserver {
+        self.observer.clone()
+    }
+
+    pub fn control(&self) -> rift_proxy::control::Control {
+        self.proxy
+            .as_ref()
+            .expect("proxy runs until shutdown")
+            .control()
+    }
+
+    pub fn api_url(&self) -> String {
+        self.proxy
+            .as_ref()
+            .expect("proxy runs until shutdown")
+            .api_url()
+    }
+
+    /// PIDs of the members, in member order (tests kill one to simulate a crash).
+    pub fn member_pids(&self) -> Vec<u32> {
+        self.procs.iter().map(|p| p.pid).collect()
+    }
+
+    pub async fn shutdown(mut self) {
+        self.stop_members();
+        if let Some(p) = self.proxy.take() {
+            p.shutdown().await;
+        }
+        let _ = std::fs::remove_dir_all(&self.plan.config.state_dir);
+    }
+
+    fn stop_members(&mut self) {
+        for mut p in self.procs.drain(..).rev() {
+            p.stop(Duration::from_secs(3));
+        }
+    }
+}
+
+impl Drop for EtcdLab {
+    fn drop(&mut self) {
+        // Only reached without shutdown (a panic, a failed start): stop the members
+        // but keep the files, whose logs explain the failure; the next start in this
+        // directory clears them as a dead lab.
+        for p in &mut self.procs {
+            p.kill();
+        }
+    }
+}
+
+/// `rift lab up etcd`: starts `rift proxy` (the executable `rift`) and the members as
+/// detached processes that outlive this command, all recorded in the state directory.
+pub async fn up_detached(config: EtcdLabConfig, rift: &Path) -> Result<LabState, LabError> {
+    let plan = EtcdLabPlan::new(config)?;
+    let api_url = format!("http://127.0.0.1:{}", plan.api_port);
+    let mut state = prepare(&plan, Some(api_url.clone()))?;
+    let dir = plan.config.state_dir.clone();
+    let result = async {
+        let rift_exe = std::fs::canonicalize(rift).map_err(|e| LabError::io(rift, e))?;
+        let topo = std::fs::canonicalize(dir.join("topology.toml"))
+            .map_err(|e| LabError::io(&dir.join("topology.toml"), e))?;
+        let log = dir.join("rift-proxy.log");
+        let mut proxy = LabProcess::spawn(
+            "rift-proxy",
+            Spawn {
+                program: &rift_exe,
+                args: vec![
+                    "proxy".into(),
+                    "--topology".into(),
+                    topo.display().to_string(),
+                ],
+                log: log.clone(),
+                detach: true,
+            },
+        )?;
+        state.processes.push(ProcessRecord {
+            name: "rift-proxy".into(),
+            pid: proxy.pid,
+            exe: rift_exe.clone(),
+            log: log.clone(),
+        });
+        state.save(&dir)?;
+        let api = ([127, 0, 0, 1], plan.api_port).into();
+        if let Err(e) = wait_for_listen(api, Duration::from_secs(10)).await {
+            if !proxy.is_running() {
+                return Err(LabError::Exited("rift proxy".into(), log));
+            }
+            return Err(e);
+        }
+        let client = rift_proxy::client::ApiClient::new(&api_url);
+        let mut procs = Vec::new();
+        spawn_members(
+            &plan,
+            &mut state,
+            Registrar::Http(&client),
+            true,
+            &mut procs,
+        )
+        .await?;
+        wait_ready(&plan, &mut procs, Duration::from_secs(30)).await?;
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        // Never leave half a lab running. The files stay for the logs the error points
+        // at; the next `rift lab up` sees a dead lab and clears it.
+        super::stop_processes(&state);
+        return Err(e);
+    }
+    Ok(state)
+}

@@ -1,0 +1,225 @@
+//! Scenario reports: the verdict table printed at the end of a run, and the files
+//! written to the output directory — `report.json` (everything), `junit.xml` (one test
+//! case per checker, for CI) and `timeline.svg` (phases and checker timings).
+
+pub mod junit;
+pub mod svg;
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::scenario::{AppliedFault, ScenarioError, Status, Verdict, WorkloadSummary};
+
+/// The instant a phase started, on the scenario clock.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PhaseMark {
+    pub phase: String,
+    pub at_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub scenario: String,
+    pub description: String,
+    pub file: String,
+    pub system: String,
+    pub started_at: String,
+    pub duration_ms: u64,
+    pub status: Status,
+    pub cluster: serde_json::Value,
+    pub fault: Option<AppliedFault>,
+    pub phases: Vec<PhaseMark>,
+    pub verdicts: Vec<Verdict>,
+    pub workload: Option<WorkloadSummary>,
+}
+
+impl Report {
+    /// When a phase started, if it was reached.
+    pub fn phase_at(&self, phase: &str) -> Option<u64> {
+        self.phases
+            .iter()
+            .find(|p| p.phase == phase)
+            .map(|p| p.at_ms)
+    }
+
+    /// The verdict table with evidence, as printed at the end of `rift scenario run`.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let width = self
+            .verdicts
+            .iter()
+            .map(|v| v.checker.len())
+            .max()
+            .unwrap_or(7)
+            .max(7);
+        let _ = writeln!(
+            out,
+            "\nscenario {} ({}): {} in {:.1}s",
+            self.scenario,
+            self.system,
+            status_word(self.status),
+            self.duration_ms as f64 / 1000.0
+        );
+        if let Some(f) = &self.fault {
+            let _ = writeln!(
+                out,
+                "fault {} {:?}: majority {:?}, minority {:?}",
+                f.label, f.bindings, f.majority, f.minority
+            );
+        }
+        let fault_at = self.phase_at("fault").unwrap_or(0);
+        let _ = writeln!(out, "{:<width$}  {:<6}  summary", "checker", "status");
+        let _ = writeln!(out, "{}", "-".repeat(width + 60));
+        for v in &self.verdicts {
+            let _ = writeln!(
+                out,
+                "{:<width$}  {:<6}  {}",
+                v.checker,
+                status_word(v.status),
+                v.summary
+            );
+            for t in &v.timings {
+                let rel = t.at_ms as i64 - fault_at as i64;
+                let _ = writeln!(out, "{:<width$}          @ {:+} ms  {}", "", rel, t.label);
+            }
+            for e in &v.evidence {
+                let _ = writeln!(out, "{:<width$}          - {e}", "");
+            }
+        }
+        if let Some(w) = &self.workload {
+            let _ = writeln!(
+                out,
+                "workload: {} acknowledged, {} failed, {} indeterminate; acknowledged by phase {:?}",
+                w.acknowledged, w.failed, w.indeterminate, w.acknowledged_by_phase
+            );
+        }
+        out
+    }
+
+    /// Writes report.json, junit.xml and timeline.svg into `dir` (created).
+    pub fn write_all(&self, dir: &Path) -> Result<Vec<PathBuf>, ScenarioError> {
+        std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+        let json = dir.join("report.json");
+        let text = serde_json::to_string_pretty(self).expect("report serialises");
+        std::fs::write(&json, text).map_err(|e| io(&json, e))?;
+        let xml = dir.join("junit.xml");
+        std::fs::write(&xml, junit::render(self)).map_err(|e| io(&xml, e))?;
+        let svg_path = dir.join("timeline.svg");
+        std::fs::write(&svg_path, svg::render(self)).map_err(|e| io(&svg_path, e))?;
+        Ok(vec![json, xml, svg_path])
+    }
+}
+
+fn io(path: &Path, e: std::io::Error) -> ScenarioError {
+    ScenarioError::Report {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
+}
+
+pub fn status_word(s: Status) -> &'static str {
+    match s {
+        Status::Pass => "PASS",
+        Status::Fail => "FAIL",
+    }
+}
+
+/// Escapes text for XML attribute and element content.
+pub fn xml_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            // XML 1.0 forbids most control characters even escaped.
+            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\t' | '\r') => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::scenario::{Timing, Verdict};
+
+    pub fn sample() -> Report {
+        let mut pass = Verdict::new("leader-step-down");
+        pass.pass("etcd1 stepped down after 600 ms");
+        pass.timing("etcd1 stepped down", 2600);
+        pass.evidence("baseline leader etcd1 at applied term 2");
+        let mut fail = Verdict::new("no-lost-writes");
+        fail.fail("1 of 10 acknowledged writes lost <&>");
+        Report {
+            scenario: "s".into(),
+            description: "d".into(),
+            file: "f.toml".into(),
+            system: "etcd".into(),
+            started_at: "2026-01-01T00:00:00Z".into(),
+            duration_ms: 9000,
+            status: Status::Fail,
+            cluster: serde_json::json!({}),
+            fault: None,
+            phases: vec![
+                PhaseMark {
+                    phase: "baseline".into(),
+                    at_ms: 0,
+                },
+                PhaseMark {
+                    phase: "fault".into(),
+                    at_ms: 2000,
+                },
+                PhaseMark {
+                    phase: "heal".into(),
+                    at_ms: 6000,
+                },
+                PhaseMark {
+                    phase: "final".into(),
+                    at_ms: 8000,
+                },
+                PhaseMark {
+                    phase: "end".into(),
+                    at_ms: 9000,
+                },
+            ],
+            verdicts: vec![pass, fail],
+            workload: None,
+        }
+    }
+
+    #[test]
+    fn table_shows_status_timings_and_evidence() {
+        let t = sample().table();
+        assert!(t.contains("FAIL in 9.0s"), "{t}");
+        assert!(t.contains("leader-step-down  PASS"), "{t}");
+        assert!(t.contains("@ +600 ms  etcd1 stepped down"), "{t}");
+        assert!(t.contains("no-lost-writes    FAIL"), "{t}");
+        let _ = Timing {
+            label: String::new(),
+            at_ms: 0,
+        };
+    }
+
+    #[test]
+    fn writes_all_three_files() {
+        let dir = std::env::temp_dir().join(format!("rift-report-{}", std::process::id()));
+        let files = sample().write_all(&dir).unwrap();
+        assert_eq!(files.len(), 3);
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&files[0]).unwrap()).unwrap();
+        assert_eq!(json["status"], "FAIL");
+        assert_eq!(json["verdicts"][0]["status"], "PASS");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn xml_escape_covers_markup_and_controls() {
+        assert_eq!(xml_escape("a<b>&\"'\u{1}"), "a&lt;b&gt;&amp;&quot;&apos; ");
+    }
+}

@@ -1,0 +1,244 @@
+//! The scenario runner: a timeline of baseline, fault, hold, heal and settle against a
+//! real cluster, with checkers that turn what the cluster did into verdicts.
+//!
+//! Three roles are kept apart, Jepsen style:
+//! - the **nemesis** ([`nemesis::Nemesis`]) only applies and heals faults through rift;
+//! - the **workload** ([`Workload`]) only drives client operations and records history;
+//! - **checkers** ([`Checker`]) observe the cluster at each [`Phase`] and produce a
+//!   [`Verdict`] (PASS/FAIL, evidence, timings).
+//!
+//! # Plugging in another system (Kafka)
+//! A system provides one type implementing [`Cluster`] and registers it in
+//! [`system::start_cluster`] / [`system::attach_cluster`] under its `cluster.system`
+//! name. The `Cluster` starts (or attaches to) the real members behind rift, resolves
+//! roles such as `leader` at apply time, names the endpoint that carries consensus
+//! traffic (so the runner can tell which side of a cut has a quorum), and builds its
+//! own checkers and workload from the scenario's `[[checker]]` / `[workload]` tables
+//! (the table minus `kind` is handed over as TOML, to be parsed with
+//! `deny_unknown_fields` by the checker). Nothing else in the runner, the reports or the
+//! scenario format is system-specific.
+
+pub mod nemesis;
+pub mod progress;
+pub mod runner;
+pub mod sides;
+pub mod spec;
+pub mod system;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use rift_proxy::fault::LinkRule;
+use serde::Serialize;
+use thiserror::Error;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+#[derive(Debug, Error)]
+pub enum ScenarioError {
+    #[error("{path}: {message}")]
+    File { path: String, message: String },
+    #[error("{origin}: field {field} = {value}: {reason}")]
+    Field {
+        origin: String,
+        field: String,
+        value: String,
+        reason: String,
+    },
+    #[error("lab: {0}")]
+    Lab(#[from] crate::lab::LabError),
+    #[error("cluster: {0}")]
+    Cluster(String),
+    #[error("nemesis: {0}")]
+    Nemesis(String),
+    #[error("report {path}: {message}")]
+    Report { path: String, message: String },
+}
+
+/// Points of the timeline at which checkers are called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    /// Cluster healthy, workload running, fault not applied yet.
+    Baseline,
+    /// The fault was just applied; checkers start watching.
+    FaultApplied,
+    /// The hold is over, the fault is still in place.
+    HoldEnd,
+    /// The fault was just healed.
+    Healed,
+    /// Settle is over and the workload has stopped: final checks.
+    Final,
+}
+
+impl Phase {
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Baseline => "baseline",
+            Phase::FaultApplied => "fault-applied",
+            Phase::HoldEnd => "hold-end",
+            Phase::Healed => "healed",
+            Phase::Final => "final",
+        }
+    }
+}
+
+/// The fault as applied: resolved rules, bindings, and which nodes kept a quorum.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct AppliedFault {
+    pub label: String,
+    /// Role -> node resolved at apply time (e.g. target = leader -> etcd2).
+    pub bindings: BTreeMap<String, String>,
+    pub rules: Vec<LinkRule>,
+    /// Nodes that reach a quorum of nodes (themselves included) on the consensus
+    /// endpoint in both directions.
+    pub majority: Vec<String>,
+    /// Nodes that do not.
+    pub minority: Vec<String>,
+}
+
+/// What checkers can see of the scenario at a phase.
+#[derive(Debug, Clone)]
+pub struct ScenarioContext {
+    pub started: Instant,
+    pub nodes: Vec<String>,
+    pub hold: Duration,
+    pub settle: Duration,
+    /// Set from FaultApplied on.
+    pub fault: Option<AppliedFault>,
+    /// Leader at the end of baseline, when the system has one.
+    pub baseline_leader: Option<String>,
+}
+
+impl ScenarioContext {
+    /// Milliseconds since the scenario started: the time axis of every timing.
+    pub fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Status {
+    Pass,
+    Fail,
+}
+
+/// A named instant on the scenario clock ("stepped down", "new leader elected").
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Timing {
+    pub label: String,
+    pub at_ms: u64,
+}
+
+/// A checker's conclusion.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    pub checker: String,
+    pub status: Status,
+    /// One line: what held or what did not.
+    pub summary: String,
+    /// Observations backing the summary, in order.
+    pub evidence: Vec<String>,
+    pub timings: Vec<Timing>,
+}
+
+impl Verdict {
+    pub fn new(checker: &str) -> Self {
+        Self {
+            checker: checker.to_string(),
+            status: Status::Pass,
+            summary: String::new(),
+            evidence: vec![],
+            timings: vec![],
+        }
+    }
+
+    pub fn evidence(&mut self, line: impl Into<String>) {
+        self.evidence.push(line.into());
+    }
+
+    pub fn timing(&mut self, label: impl Into<String>, at_ms: u64) {
+        self.timings.push(Timing {
+            label: label.into(),
+            at_ms,
+        });
+    }
+
+    /// Records a failed expectation; the first one becomes the summary.
+    pub fn fail(&mut self, why: impl Into<String>) {
+        let why = why.into();
+        if self.status == Status::Pass {
+            self.summary = why.clone();
+        }
+        self.status = Status::Fail;
+        self.evidence.push(format!("FAIL: {why}"));
+    }
+
+    /// Sets the summary of a passing verdict.
+    pub fn pass(&mut self, summary: impl Into<String>) {
+        if self.status == Status::Pass {
+            self.summary = summary.into();
+        }
+    }
+}
+
+/// A property of the cluster, observed across the timeline.
+///
+/// `on_phase` is called for every checker concurrently at each [`Phase`]; work that must
+/// run during the hold (polling, probing) is spawned at `FaultApplied` and collected at
+/// `HoldEnd`, so no checker delays the timeline. Failing to observe is a FAIL with the
+/// reason as evidence, never a silent pass.
+pub trait Checker: Send {
+    fn name(&self) -> String;
+    fn on_phase<'a>(&'a mut self, phase: Phase, ctx: &'a ScenarioContext) -> BoxFuture<'a, ()>;
+    fn verdict(&mut self) -> Verdict;
+}
+
+/// Counts a workload reports at the end.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct WorkloadSummary {
+    pub acknowledged: u64,
+    pub failed: u64,
+    pub indeterminate: u64,
+    /// Acknowledged operations per phase name.
+    pub acknowledged_by_phase: BTreeMap<String, u64>,
+}
+
+/// Client operations running for the whole scenario. Checkers that judge the history
+/// (no lost writes) share it with the workload through the system's own types.
+pub trait Workload: Send {
+    /// Marks the start of a phase so operations can be attributed to it.
+    fn mark_phase(&mut self, phase: &str);
+    fn stop(&mut self) -> BoxFuture<'_, WorkloadSummary>;
+}
+
+/// A running (or attached) cluster behind rift.
+pub trait Cluster: Send + Sync {
+    fn system(&self) -> &'static str;
+    fn nodes(&self) -> Vec<String>;
+    /// The topology endpoint that carries consensus traffic (etcd: `peer`).
+    fn consensus_endpoint(&self) -> &'static str;
+    fn nemesis(&self) -> &nemesis::Nemesis;
+    /// The current leader, if the system has one and a majority agrees on it.
+    fn leader(&self) -> BoxFuture<'_, Option<String>>;
+    /// Waits until the cluster is healthy (used before baseline and after settle).
+    fn wait_healthy(&self, timeout: Duration) -> BoxFuture<'_, Result<(), ScenarioError>>;
+    /// A short status line for progress output.
+    fn describe(&self) -> BoxFuture<'_, String>;
+    fn checker(
+        &self,
+        spec: &spec::CheckerSpec,
+        origin: &str,
+    ) -> Result<Box<dyn Checker>, ScenarioError>;
+    fn workload(
+        &self,
+        spec: &spec::WorkloadSpec,
+        started: Instant,
+    ) -> Result<Box<dyn Workload>, ScenarioError>;
+    /// Settings and endpoints recorded in the report.
+    fn info(&self) -> serde_json::Value;
+    fn shutdown(self: Box<Self>) -> BoxFuture<'static, ()>;
+}

@@ -1,0 +1,107 @@
+//! The nemesis: applies and heals faults through rift, and nothing else. It talks to
+//! an in-process proxy (`Local`) or to a running `rift proxy` over its HTTP API
+//! (`Remote`, for `--attach`).
+
+use rift_proxy::client::ApiClient;
+use rift_proxy::control::Control;
+use rift_proxy::fault::FaultRequest;
+use rift_proxy::profile::{Bindings, ProfileLibrary};
+use rift_proxy::topology::Topology;
+
+use super::ScenarioError;
+
+#[derive(Clone)]
+pub enum Nemesis {
+    Local(Control),
+    Remote(ApiClient),
+}
+
+impl Nemesis {
+    pub async fn topology(&self) -> Result<Topology, ScenarioError> {
+        match self {
+            Nemesis::Local(c) => Ok(c.topology().clone()),
+            Nemesis::Remote(c) => c
+                .topology()
+                .await
+                .map_err(|e| ScenarioError::Nemesis(format!("GET {}/topology: {e}", c.url()))),
+        }
+    }
+
+    /// The profiles the proxy knows (built-in plus its profile directory).
+    pub fn local_profiles(&self) -> ProfileLibrary {
+        match self {
+            Nemesis::Local(c) => c.profiles().clone(),
+            Nemesis::Remote(_) => ProfileLibrary::builtin(),
+        }
+    }
+
+    pub async fn apply(&self, request: FaultRequest) -> Result<(), ScenarioError> {
+        match self {
+            Nemesis::Local(c) => c
+                .apply(request)
+                .map(|_| ())
+                .map_err(|e| ScenarioError::Nemesis(e.to_string())),
+            Nemesis::Remote(c) => c
+                .apply(&request)
+                .await
+                .map(|_| ())
+                .map_err(|e| ScenarioError::Nemesis(e.to_string())),
+        }
+    }
+
+    pub async fn heal(&self) -> Result<(), ScenarioError> {
+        match self {
+            Nemesis::Local(c) => {
+                c.heal();
+                Ok(())
+            }
+            Nemesis::Remote(c) => c
+                .heal()
+                .await
+                .map(|_| ())
+                .map_err(|e| ScenarioError::Nemesis(e.to_string())),
+        }
+    }
+}
+
+/// Resolves the scenario's fault into rules for `topology`: a profile with bindings
+/// (roles already replaced by node names), or inline rules whose `from`/`to` may be
+/// roles.
+pub fn resolve_rules(
+    library: &ProfileLibrary,
+    topology: &Topology,
+    profile: Option<&str>,
+    bindings: &Bindings,
+    inline: &[rift_proxy::fault::LinkRule],
+    roles: &Bindings,
+) -> Result<Vec<rift_proxy::fault::LinkRule>, ScenarioError> {
+    match profile {
+        Some(name) => {
+            let p = library
+                .get(name)
+                .map_err(|e| ScenarioError::Nemesis(e.to_string()))?;
+            let r = p
+                .resolve(topology, bindings)
+                .map_err(|e| ScenarioError::Nemesis(e.to_string()))?;
+            Ok(r.rules)
+        }
+        None => {
+            let names = topology.node_names();
+            let mut rules = inline.to_vec();
+            for r in &mut rules {
+                for end in [&mut r.from, &mut r.to] {
+                    if let Some(n) = roles.get(end.as_str()) {
+                        *end = n.clone();
+                    }
+                    if !names.contains(end) && end != rift_proxy::topology::CLIENT {
+                        return Err(ScenarioError::Nemesis(format!(
+                            "fault.rules: {end:?} is neither a node ({}) nor a known role",
+                            names.join(", ")
+                        )));
+                    }
+                }
+            }
+            Ok(rules)
+        }
+    }
+}
