@@ -1,0 +1,154 @@
+//! The Kafka checkers. Each implements [`Checker`](crate::scenario::Checker): it sets
+//! up what it needs at `Baseline` (its own topic, placed so the fault hits the right
+//! broker), spawns its watchers at `FaultApplied` / `Healed`, collects them at
+//! `HoldEnd` / `Final`, and judges in `verdict()`. Failing to observe is a FAIL.
+//!
+//! - [`isr`]: an isolated follower leaves the ISR and rejoins after heal.
+//! - [`acks`]: acks=all is rejected with NOT_ENOUGH_REPLICAS while acks=1 succeeds.
+//! - [`loss`]: acks=1 records acknowledged by an isolated leader are truncated, no
+//!   acks=all record is ever lost, and every acknowledged record is read back in order.
+//! - [`leadership`]: partition leadership and the KRaft controller leave an isolated
+//!   broker.
+//! - [`quorum`]: the majority side keeps a metadata leader and creates topics; a side
+//!   without a majority does neither.
+
+pub mod acks;
+pub mod isr;
+//pub mod leadership;
+//pub mod loss;
+//pub mod quorum;
+
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Deserializer};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::ClusterInfo;
+use super::wire::{QuorumView, describe_quorum};
+use crate::scenario::ScenarioContext;
+
+/// Deserializes a humantime duration ("3s", "1m 30s") from a checker table.
+pub fn humantime_de<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    humantime::parse_duration(&text)
+        .map_err(|e| serde::de::Error::custom(format!("invalid duration {text:?}: {e}")))
+}
+
+/// The nodes a fault is aimed at: an explicit list, else the `target` / `leader`
+/// binding, else the nodes the fault left without a majority.
+pub fn fault_targets(ctx: &ScenarioContext, explicit: &[String]) -> Vec<String> {
+    if !explicit.is_empty() {
+        return explicit.to_vec();
+    }
+    let Some(fault) = &ctx.fault else {
+        return Vec::new();
+    };
+    for role in ["target", "leader"] {
+        if let Some(node) = fault.bindings.get(role) {
+            return vec![node.clone()];
+        }
+    }
+    fault.minority.clone()
+}
+
+/// The active KRaft controller: the node that answers DescribeQuorum as leader with
+/// the highest epoch.
+pub async fn active_controller(info: &ClusterInfo) -> Option<(String, QuorumView)> {
+    let mut best: Option<(String, QuorumView)> = None;
+    for b in &info.brokers {
+        if let Ok(view) = describe_quorum(b.direct_controller, Duration::from_secs(2)).await
+            && view.is_leader()
+            && best.as_ref().is_none_or(|(_, v)| v.leader_epoch < view.leader_epoch)
+        {
+            best = Some((b.name.clone(), view));
+        }
+    }
+    best
+}
+
+/// Waits for the active controller for up to `timeout`.
+pub async fn wait_controller(info: &ClusterInfo, timeout: Duration) -> Option<(String, QuorumView)> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(found) = active_controller(info).await {
+            return Some(found);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// One partition per broker, partition `i` led (preferred) by the `i`-th broker, so
+/// whichever broker a fault isolates leads one partition and follows the others.
+pub fn rotation(ids: &[i32], rf: usize) -> Vec<Vec<i32>> {
+    (0..ids.len())
+        .map(|i| (0..rf).map(|k| ids[(i + k) % ids.len()]).collect())
+        .collect()
+}
+
+/// One partition whose preferred leader is `leader`, followed by `rf - 1` others.
+pub fn led_by(ids: &[i32], leader: i32, rf: usize) -> Vec<Vec<i32>> {
+    let mut row = vec![leader];
+    row.extend(ids.iter().copied().filter(|id| *id != leader).take(rf - 1));
+    vec![row]
+}
+
+/// A background task that runs until told to stop, then hands back what it saw.
+pub struct Watcher<T> {
+    stop: watch::Sender<bool>,
+    handle: JoinHandle<T>,
+}
+
+impl<T: Send + 'static> Watcher<T> {
+    /// Spawns `body`, which must return once the receiver it gets turns true.
+    pub fn spawn<F, Fut>(body: F) -> Self
+    where
+        F: FnOnce(watch::Receiver<bool>) -> Fut,
+        Fut: std::future::Future<Output = T> + Send + 'static,
+    {
+        let (stop, rx) = watch::channel(false);
+        Self {
+            stop,
+            handle: tokio::spawn(body(rx)),
+        }
+    }
+
+    /// Waits (without stopping it) until the task ends on its own or `deadline`.
+    pub async fn wait_until(&self, deadline: Instant) {
+        while !self.handle.is_finished() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Tells the task to stop and waits for its result.
+    pub async fn finish(self) -> Result<T, String> {
+        let _ = self.stop.send(true);
+        self.handle.await.map_err(|e| format!("watcher task failed: {e}"))
+    }
+}
+
+/// Sleeps `d` or returns early (true) when `stop` turns true.
+pub async fn sleep_or_stop(stop: &mut watch::Receiver<bool>, d: Duration) -> bool {
+    if *stop.borrow() {
+        return true;
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(d) => *stop.borrow(),
+        _ = stop.changed() => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotation_gives_every_broker_one_lead() {
+        let r = rotation(&[1, 2, 3], 3);
+        assert_eq!(r, vec![vec![1, 2, 3], vec![2, 3, 1], vec![3, 1, 2]]);
+        assert_eq!(led_by(&[1, 2, 3, 4], 3, 3), vec![vec![3, 1, 2]]);
+    }
+}

@@ -1,0 +1,51 @@
+//! Kafka checkers: real clients (rdkafka, plus two raw requests in [`wire`]) that
+//! observe a KRaft cluster behind rift and turn what it did into verdicts.
+//!
+//! - [`cluster`]: who is who (node names, ids, rift and real addresses).
+//! - [`client`]: rdkafka helpers — per-broker metadata, topics, producers, consumers.
+//! - [`wire`]: DescribeQuorum and CreateTopics sent to one chosen broker.
+//! - [`checks`]: the checkers (ISR shrink, acks=all rejection, acks=1 loss vs acks=all
+//!   safety, leader step-down, quorum availability, no lost records). Each implements
+//!   [`crate::scenario::Checker`].
+//! - [`timeline`]: drives checkers through the scenario phases against a lab, for
+//!   tests and for callers without a scenario file.
+//!
+//! Observers talk to brokers' real ports so a fault never blinds them; workloads go
+//! through rift as the identity `client`, which the fault places on a side.
+
+pub mod checks;
+pub mod client;
+pub mod cluster;
+// pub mod timeline;
+pub mod wire;
+
+use thiserror::Error;
+
+pub use cluster::{BrokerInfo, ClusterInfo};
+
+#[derive(Debug, Error)]
+pub enum KafkaCheckError {
+    #[error("kafka client: {0}")]
+    Client(String),
+    #[error("timed out: {0}")]
+    Timeout(String),
+    #[error("kafka protocol: {0}")]
+    Protocol(String),
+    #[error("{origin}: field {field} = {value}: {reason}")]
+    Config {
+        origin: String,
+        field: String,
+        value: String,
+        reason: String,
+    },
+    #[error("lab: {0}")]
+    Lab(#[from] crate::lab::LabError),
+    #[error("proxy: {0}")]
+    Proxy(String),
+}
+
+impl From<rdkafka::error::KafkaError> for KafkaCheckError {
+    fn from(e: rdkafka::error::KafkaError) -> Self {
+        KafkaCheckError::Client(e.to_string())
+    }
+}
