@@ -27,6 +27,11 @@ impl NoLostWrites {
         }
     }
 
+    /// The verdict so far (after [`NoLostWrites::check`]).
+    pub fn verdict_now(&self) -> Verdict {
+        self.verdict.clone()
+    }
+
     /// Reads everything back and judges. Call after the workload stopped.
     pub async fn check(&mut self, now_ms: u64) {
         self.checked = true;
