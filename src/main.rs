@@ -1,1 +1,69 @@
-fn main() {}
+//! The `rift` command line: run the proxy, drive it through its control API, and run
+//! scenarios against real clusters. Each sub-command lives in `cmd/`.
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "rift",
+    version,
+    about = "TCP-level fault-injecting proxy for Kafka and etcd clusters",
+    long_about = "rift sits on the links between cluster members, cuts them according to \
+partition profiles (split, isolation, two-vs-two, bridge, one-way...) and checks what the \
+real cluster did.\n\nStart the proxy with `rift proxy --topology FILE`, then drive it from \
+another shell: `rift isolate n2`, `rift partition --groups n1,n2 n3`, `rift apply split`, \
+`rift status`, `rift heal`.",
+    after_help = "Every command that talks to a running proxy uses --api (or RIFT_API), default http://127.0.0.1:7070."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the proxy: one listener per (node, endpoint) of the topology, plus the control API.
+    Proxy(cmd::proxy::ProxyArgs),
+    /// Cut every link between groups of nodes (both directions).
+    Partition(cmd::control::PartitionArgs),
+    /// Cut one node from all the others (both directions).
+    Isolate(cmd::control::IsolateArgs),
+    /// Apply a partition profile by name (see `rift profiles`) or from a TOML file.
+    Apply(cmd::control::ApplyArgs),
+    /// Remove every fault (or one, with --id). Healing a healthy proxy is fine.
+    Heal(cmd::control::HealArgs),
+    /// Show active faults, cut links, live connections and registered sources.
+    Status(cmd::control::StatusArgs),
+    /// List partition profiles with one-line descriptions.
+    Profiles(cmd::control::ProfilesArgs),
+    /// Tell a running proxy that a process or IP address is a node (for members started after rift).
+    Sources(cmd::control::SourcesArgs),
+    /// Print the proxy's event log (every apply, expiry, heal) as JSON lines.
+    Events(cmd::control::EventsArgs),
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    cmd::init_logging();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Proxy(args) => cmd::proxy::run(args).await,
+        Command::Partition(args) => cmd::control::partition(args).await,
+        Command::Isolate(args) => cmd::control::isolate(args).await,
+        Command::Apply(args) => cmd::control::apply(args).await,
+        Command::Heal(args) => cmd::control::heal(args).await,
+        Command::Status(args) => cmd::control::status(args).await,
+        Command::Profiles(args) => cmd::control::profiles(args).await,
+        Command::Sources(args) => cmd::control::sources(args).await,
+        Command::Events(args) => cmd::control::events(args).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! Sub-commands of the `rift` binary, one module per area.
+
+pub mod control;
+pub mod proxy;
+
+/// Logs go to stderr (stdout is for results and JSON); `RUST_LOG` overrides the level.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

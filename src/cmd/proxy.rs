@@ -1,0 +1,51 @@
+//! `rift proxy`: runs the data plane and the control API until interrupted.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use rift_proxy::server::{self, ProxyOptions};
+use rift_proxy::topology::Topology;
+
+#[derive(Args)]
+#[command(after_help = "Topology file (TOML):\n\n  \
+[api]\n  listen = \"127.0.0.1:7070\"\n\n  \
+[[node]]\n  name = \"etcd1\"\n  source_ips = [\"172.28.0.11\"]   # or source_pids = [1234]\n  \
+[[node.endpoint]]\n  name = \"peer\"\n  listen = \"0.0.0.0:12380\"\n  upstream = \"172.28.0.11:2380\"\n\n\
+Connections from unknown sources are the identity `client`.")]
+pub struct ProxyArgs {
+    /// Topology file: nodes, their endpoints and how to recognise them as sources.
+    #[arg(long, short)]
+    topology: PathBuf,
+    /// Control API address (overrides the topology's [api] listen).
+    #[arg(long)]
+    api_listen: Option<SocketAddr>,
+    /// Append every control event to this JSONL file.
+    #[arg(long)]
+    events: Option<PathBuf>,
+    /// Directory of extra profile files (*.toml) added to the built-in ones.
+    #[arg(long)]
+    profiles: Option<PathBuf>,
+}
+
+pub async fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
+    let topology = Topology::load(&args.topology)?;
+    let options = ProxyOptions {
+        api_listen: args.api_listen,
+        events_path: args.events,
+        profiles_dir: args.profiles,
+    };
+    let running = server::start(topology, options)
+        .await
+        .context("starting the proxy")?;
+    for node in &running.topology().nodes {
+        for endpoint in &node.endpoints {
+            tracing::info!(node = %node.name, endpoint = %endpoint.name, listen = %endpoint.listen, upstream = %endpoint.upstream, "listening");
+        }
+    }
+    eprintln!("rift control API on {} (Ctrl-C to stop)", running.api_url());
+    running.run_until_signal().await;
+    Ok(ExitCode::SUCCESS)
+}
