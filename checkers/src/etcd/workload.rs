@@ -168,6 +168,13 @@ impl PutWorkload {
     }
 }
 
+impl Drop for PutWorkload {
+    fn drop(&mut self) {
+        // A scenario that failed half-way must not leave writers running.
+        let _ = self.stop.send(true);
+    }
+}
+
 impl Workload for PutWorkload {
     fn mark_phase(&mut self, phase: &str) {
         *self.phase.lock().expect("phase lock") = phase.to_string();

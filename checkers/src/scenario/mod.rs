@@ -177,6 +177,21 @@ impl Verdict {
         self.evidence.push(format!("FAIL: {why}"));
     }
 
+    /// Takes over the evidence, timings and outcome of a verdict built elsewhere (a
+    /// task spawned during the hold).
+    pub fn merge(&mut self, other: Verdict) {
+        self.evidence.extend(other.evidence);
+        self.timings.extend(other.timings);
+        if other.status == Status::Fail {
+            if self.status == Status::Pass {
+                self.summary = other.summary;
+            }
+            self.status = Status::Fail;
+        } else if self.status == Status::Pass {
+            self.summary = other.summary;
+        }
+    }
+
     /// Sets the summary of a passing verdict.
     pub fn pass(&mut self, summary: impl Into<String>) {
         if self.status == Status::Pass {

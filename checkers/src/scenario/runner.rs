@@ -175,7 +175,9 @@ async fn resolve_fault(
     let leader = cluster.leader().await.or(baseline_leader);
     let nodes = cluster.nodes();
     let roles = roles(&nodes, leader.as_deref());
-    let mut bindings = BTreeMap::new();
+    // Roles are bindings too, so a profile whose target is `leader` needs no
+    // explicit binding; the scenario's own bindings win.
+    let mut bindings = roles.clone();
     for (k, v) in &scenario.fault.bindings {
         let node = if nodes.contains(v) {
             v.clone()
@@ -206,16 +208,7 @@ async fn resolve_fault(
         &roles,
     )?;
     let (majority, minority) = quorum_sides(&nodes, &rules, cluster.consensus_endpoint());
-    let mut shown = bindings.clone();
-    if scenario.fault.profile.is_none() {
-        for r in &scenario.fault.rules {
-            for end in [&r.from, &r.to] {
-                if let Some(n) = roles.get(end) {
-                    shown.insert(end.clone(), n.clone());
-                }
-            }
-        }
-    }
+    let shown = bindings;
     Ok(AppliedFault {
         label: scenario.fault_label(),
         bindings: shown,

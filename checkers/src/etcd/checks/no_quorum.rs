@@ -1,11 +1,14 @@
-//! No quorum anywhere (two-vs-two on 4 members): during the fault no member may
-//! acknowledge a write — each Put must fail within the deadline — and after the heal
-//! and settle every member accepts a write again. A fault that leaves some side with a
-//! quorum makes it FAIL.
+//! No quorum anywhere (two-vs-two on 4 members): during the whole hold every member is
+//! sent Puts back to back, and none may be acknowledged — each must fail at its
+//! deadline; after the heal and settle every member accepts a write again. Probing for
+//! the whole hold (not once) matters: right after a cut even a side that will keep a
+//! quorum fails writes until it has elected a leader. A fault that leaves some side
+//! with a quorum therefore makes it FAIL.
 
 use std::time::Duration;
 
 use serde::Deserialize;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::{POLL_TIMEOUT, collect};
@@ -18,10 +21,6 @@ pub struct NoQuorumConfig {
     /// Deadline of each Put.
     #[serde(default = "default_timeout", with = "crate::scenario::spec::dur")]
     pub timeout: Duration,
-    /// Wait this long after the fault before probing, so a leader that has not yet
-    /// noticed the cut is given the chance to (wrongly) accept a write.
-    #[serde(default = "default_settle_in", with = "crate::scenario::spec::dur")]
-    pub settle_in: Duration,
     /// How long after settle each member may take to accept a write again.
     #[serde(default = "default_recover", with = "crate::scenario::spec::dur")]
     pub recover_within: Duration,
@@ -29,9 +28,6 @@ pub struct NoQuorumConfig {
 
 fn default_timeout() -> Duration {
     Duration::from_secs(1)
-}
-fn default_settle_in() -> Duration {
-    Duration::from_millis(200)
 }
 fn default_recover() -> Duration {
     Duration::from_secs(10)
@@ -41,7 +37,6 @@ impl Default for NoQuorumConfig {
     fn default() -> Self {
         Self {
             timeout: default_timeout(),
-            settle_in: default_settle_in(),
             recover_within: default_recover(),
         }
     }
@@ -51,6 +46,7 @@ pub struct NoQuorum {
     observer: EtcdObserver,
     config: NoQuorumConfig,
     task: Option<JoinHandle<Verdict>>,
+    stop: Option<watch::Sender<bool>>,
     verdict: Verdict,
     probed: bool,
 }
@@ -61,6 +57,7 @@ impl NoQuorum {
             observer,
             config,
             task: None,
+            stop: None,
             verdict: Verdict::new("no-quorum"),
             probed: false,
         }
@@ -83,61 +80,23 @@ impl Checker for NoQuorum {
                             f.majority, f.minority
                         ));
                     }
+                    let (tx, rx) = watch::channel(false);
+                    self.stop = Some(tx);
                     let observer = self.observer.clone();
                     let cfg = self.config.clone();
                     let started = ctx.started;
-                    self.task = Some(tokio::spawn(async move {
-                        let mut v = Verdict::new("no-quorum");
-                        tokio::time::sleep(cfg.settle_in).await;
-                        let mut set = tokio::task::JoinSet::new();
-                        for n in observer.member_names() {
-                            let o = observer.clone();
-                            let t = cfg.timeout;
-                            set.spawn(async move {
-                                let key = format!("rift/probe/no-quorum/{n}");
-                                (n.clone(), o.put(&n, &key, "x", t).await)
-                            });
-                        }
-                        let mut results = Vec::new();
-                        while let Some(Ok(r)) = set.join_next().await {
-                            results.push(r);
-                        }
-                        results.sort_by(|a, b| a.0.cmp(&b.0));
-                        for (n, r) in results {
-                            match r {
-                                Ok(rev) => v.fail(format!(
-                                    "{n} acknowledged a write (revision {rev}) during the fault"
-                                )),
-                                Err(e) => v.evidence(format!("put through {n} refused: {e}")),
-                            }
-                        }
-                        let leaders: Vec<String> = observer
-                            .status_all(POLL_TIMEOUT)
-                            .await
-                            .into_iter()
-                            .filter_map(|(n, s)| {
-                                s.ok().filter(|s| s.leader_id == s.member_id).map(|_| n)
-                            })
-                            .collect();
-                        v.evidence(format!(
-                            "members acting as leader at end of probe: {leaders:?}"
-                        ));
-                        v.timing(
-                            "no-quorum probes done",
-                            started.elapsed().as_millis() as u64,
-                        );
-                        v
-                    }));
+                    self.task = Some(tokio::spawn(probe_all(observer, cfg, started, rx)));
                 }
                 Phase::HoldEnd => {
                     self.probed = true;
-                    match collect(&mut self.task, Duration::from_millis(200)).await {
+                    if let Some(stop) = self.stop.take() {
+                        let _ = stop.send(true);
+                    }
+                    // Probes in flight finish within their deadline.
+                    let grace = self.config.timeout + Duration::from_millis(500);
+                    match collect(&mut self.task, grace).await {
                         Some(v) => {
-                            self.verdict.timings.extend(v.timings);
-                            self.verdict.evidence.extend(v.evidence);
-                            if v.status == crate::scenario::Status::Fail {
-                                self.verdict.fail(v.summary);
-                            }
+                            self.verdict.merge(v);
                         }
                         None => self
                             .verdict
@@ -188,4 +147,70 @@ impl NoQuorum {
         self.verdict
             .timing("writes accepted everywhere after heal", ctx.now_ms());
     }
+}
+
+/// Puts through every member, back to back, until `stop`.
+async fn probe_all(
+    observer: EtcdObserver,
+    cfg: NoQuorumConfig,
+    started: std::time::Instant,
+    stop: watch::Receiver<bool>,
+) -> Verdict {
+    let mut v = Verdict::new("no-quorum");
+    let mut set = tokio::task::JoinSet::new();
+    for n in observer.member_names() {
+        let o = observer.clone();
+        let t = cfg.timeout;
+        let stop = stop.clone();
+        set.spawn(async move {
+            let mut refused = 0u32;
+            let mut acked = Vec::new();
+            let mut first_error = None;
+            let mut seq = 0u32;
+            while !*stop.borrow() {
+                seq += 1;
+                let key = format!("rift/probe/no-quorum/{n}/{seq}");
+                match o.put(&n, &key, "x", t).await {
+                    Ok(rev) => {
+                        acked.push((started.elapsed().as_millis() as u64, rev));
+                        // Do not hammer a member that accepts writes.
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    Err(e) => {
+                        refused += 1;
+                        first_error.get_or_insert_with(|| e.to_string());
+                    }
+                }
+            }
+            (n, refused, acked, first_error)
+        });
+    }
+    let mut results = Vec::new();
+    while let Some(Ok(r)) = set.join_next().await {
+        results.push(r);
+    }
+    results.sort_by(|a, b| a.0.cmp(&b.0));
+    for (n, refused, acked, first_error) in results {
+        v.evidence(format!(
+            "{n}: {refused} Puts refused during the hold (first: {})",
+            first_error.as_deref().unwrap_or("none")
+        ));
+        if let Some((at, rev)) = acked.first() {
+            v.timing(format!("{n} acknowledged a write"), *at);
+            v.fail(format!(
+                "{n} acknowledged {} write(s) during the fault (first at {at} ms, revision {rev})",
+                acked.len()
+            ));
+        }
+    }
+    let leaders: Vec<String> = observer
+        .status_all(POLL_TIMEOUT)
+        .await
+        .into_iter()
+        .filter_map(|(n, s)| s.ok().filter(|s| s.leader_id == s.member_id).map(|_| n))
+        .collect();
+    v.evidence(format!(
+        "members acting as leader at the end of the hold: {leaders:?}"
+    ));
+    v
 }

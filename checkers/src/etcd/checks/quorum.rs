@@ -103,16 +103,7 @@ impl Checker for QuorumAvailability {
                     self.task = Some(tokio::spawn(probe.run()));
                 }
                 Phase::HoldEnd => match collect(&mut self.task, Duration::from_millis(200)).await {
-                    Some(v) => {
-                        let status = v.status;
-                        self.verdict.evidence.extend(v.evidence);
-                        self.verdict.timings.extend(v.timings);
-                        if status == crate::scenario::Status::Fail {
-                            self.verdict.fail(v.summary);
-                        } else {
-                            self.verdict.pass(v.summary);
-                        }
-                    }
+                    Some(v) => self.verdict.merge(v),
                     None => self
                         .verdict
                         .fail("the probes did not finish during the hold (hold too short?)"),

@@ -14,9 +14,9 @@
 
 pub mod acks;
 pub mod isr;
-//pub mod leadership;
-//pub mod loss;
-//pub mod quorum;
+pub mod leadership;
+pub mod loss;
+pub mod quorum;
 
 use std::time::{Duration, Instant};
 
@@ -121,6 +121,11 @@ impl<T: Send + 'static> Watcher<T> {
         while !self.handle.is_finished() && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Tells the task to stop without waiting for it.
+    pub fn signal_stop(&self) {
+        let _ = self.stop.send(true);
     }
 
     /// Tells the task to stop and waits for its result.

@@ -1,0 +1,164 @@
+//! Shipped etcd scenarios run end to end against real etcd behind rift, with shortened
+//! timelines, plus checkers placed where their property does not hold (they must FAIL).
+//! Needs etcd (scripts/setup.sh installs it); a missing etcd is a failure, not a skip.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rift_checkers::report::Report;
+use rift_checkers::scenario::Status;
+use rift_checkers::scenario::runner::{RunOptions, run};
+use rift_checkers::scenario::spec::Scenario;
+use rift_checkers::scenario::system::{StartOptions, start_cluster};
+
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn shipped(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../profiles/scenarios")
+        .join(format!("{name}.toml"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+async fn run_text(tag: &str, text: &str, hold: Duration) -> Report {
+    let mut scenario = Scenario::parse(text, &format!("{tag}.toml")).unwrap();
+    scenario.timeline.baseline = Duration::from_millis(500);
+    scenario.timeline.hold = hold;
+    scenario.timeline.settle = Duration::from_secs(2);
+    let options = StartOptions {
+        state_dir: PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("scenario-{tag}")),
+        base_port: None,
+    };
+    let cluster = start_cluster(&scenario.cluster, &scenario.origin, &options)
+        .await
+        .unwrap_or_else(|e| {
+            panic!("starting the cluster failed: {e}\n(run scripts/setup.sh to install etcd)")
+        });
+    let report = run(&scenario, cluster.as_ref(), &RunOptions { quiet: true }).await;
+    cluster.shutdown().await;
+    let report = report.unwrap();
+    println!("{}", report.table());
+    report
+}
+
+fn statuses(r: &Report) -> BTreeMap<String, Status> {
+    r.verdicts
+        .iter()
+        .map(|v| (v.checker.clone(), v.status))
+        .collect()
+}
+
+fn status_of(r: &Report, checker: &str, nth: usize) -> Status {
+    r.verdicts
+        .iter()
+        .filter(|v| v.checker == checker)
+        .nth(nth)
+        .unwrap_or_else(|| panic!("no verdict {checker}"))
+        .status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_isolation_passes_and_misplaced_expectations_fail() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let text = shipped("etcd-leader-isolation")
+        + r#"
+[[checker]]
+kind = "quorum-availability"
+expect_fresh_serializable = true   # wrong on purpose: the isolated member serves stale reads
+
+[[checker]]
+kind = "no-quorum"                 # wrong on purpose: the majority keeps a quorum
+"#;
+    let r = run_text("leader-isolation", &text, Duration::from_secs(5)).await;
+    assert_eq!(
+        status_of(&r, "leader-step-down", 0),
+        Status::Pass,
+        "{}",
+        r.table()
+    );
+    assert_eq!(
+        status_of(&r, "quorum-availability", 0),
+        Status::Pass,
+        "{}",
+        r.table()
+    );
+    assert_eq!(
+        status_of(&r, "majority-leader", 0),
+        Status::Pass,
+        "{}",
+        r.table()
+    );
+    assert_eq!(
+        status_of(&r, "leader-stability", 0),
+        Status::Pass,
+        "{}",
+        r.table()
+    );
+    assert_eq!(
+        status_of(&r, "no-lost-writes", 0),
+        Status::Pass,
+        "{}",
+        r.table()
+    );
+    assert_eq!(
+        status_of(&r, "quorum-availability", 1),
+        Status::Fail,
+        "{}",
+        r.table()
+    );
+    assert_eq!(status_of(&r, "no-quorum", 0), Status::Fail, "{}", r.table());
+    assert_eq!(r.status, Status::Fail);
+    let leader = r.fault.as_ref().unwrap().bindings["leader"].clone();
+    assert_eq!(r.fault.as_ref().unwrap().minority, vec![leader]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn step_down_fails_when_a_follower_is_isolated() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let text = r#"
+name = "follower-isolation"
+[cluster]
+system = "etcd"
+nodes = 3
+[fault]
+profile = "minority-isolation"
+bindings = { target = "follower" }
+[timeline]
+hold = "4s"
+[[checker]]
+kind = "leader-step-down"
+[[checker]]
+kind = "quorum-availability"
+[[checker]]
+kind = "leader-stability"
+max_term_increase = 0
+max_leader_changes = 0
+"#;
+    let r = run_text("follower-isolation", text, Duration::from_secs(4)).await;
+    let s = statuses(&r);
+    assert_eq!(s["leader-step-down"], Status::Fail, "{}", r.table());
+    assert_eq!(s["quorum-availability"], Status::Pass, "{}", r.table());
+    assert_eq!(s["leader-stability"], Status::Pass, "{}", r.table());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_vs_two_accepts_no_writes_and_recovers() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let text = shipped("etcd-two-vs-two")
+        + r#"
+[[checker]]
+kind = "majority-leader"          # wrong on purpose: no side has a quorum
+"#;
+    let r = run_text("two-vs-two", &text, Duration::from_secs(4)).await;
+    let s = statuses(&r);
+    assert_eq!(s["no-quorum"], Status::Pass, "{}", r.table());
+    assert_eq!(s["no-lost-writes"], Status::Pass, "{}", r.table());
+    assert_eq!(s["majority-leader"], Status::Fail, "{}", r.table());
+    let w = r.workload.as_ref().unwrap();
+    assert_eq!(
+        w.acknowledged_by_phase.get("fault").copied().unwrap_or(0),
+        0,
+        "{w:?}"
+    );
+}
