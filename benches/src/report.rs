@@ -13,6 +13,7 @@ use crate::sys::Machine;
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub machine: Machine,
+    pub loadavg_at_end: String,
     pub mode: String,
     pub unix_time: u64,
     pub targets: Vec<TargetStatus>,
@@ -158,11 +159,13 @@ impl Report {
         let _ = writeln!(md, "# rift-bench results ({} mode)\n", self.mode);
         let _ = writeln!(
             md,
-            "Machine: {} CPUs ({}), kernel {}, {} MiB RAM. All traffic on 127.0.0.1.\n",
+            "Machine: {} CPUs ({}), kernel {}, {} MiB RAM; load average {} at start, {} at end. All traffic on 127.0.0.1.\n",
             m.nproc,
             m.cpu_model,
             m.kernel,
-            m.mem_total_kib / 1024
+            m.mem_total_kib / 1024,
+            m.loadavg_at_start,
+            self.loadavg_at_end
         );
         md.push_str("## Targets\n\n| target | version | status |\n|---|---|---|\n");
         for t in &self.targets {

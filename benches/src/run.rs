@@ -110,6 +110,7 @@ pub fn run(
     bins: &Binaries,
     out: Option<&Path>,
 ) -> Result<Report> {
+    let machine = Machine::describe();
     let limit = sys::raise_nofile_limit().context("raising RLIMIT_NOFILE")?;
     // A proxy holds two descriptors per connection, under the same per-process limit.
     let max_conns = (limit.saturating_sub(200) / 2) as usize;
@@ -343,7 +344,8 @@ pub fn run(
     };
 
     let mut report = Report {
-        machine: Machine::describe(),
+        machine,
+        loadavg_at_end: sys::loadavg(),
         mode: plan.mode.into(),
         unix_time: SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)

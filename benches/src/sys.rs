@@ -114,6 +114,8 @@ pub struct Machine {
     pub cpu_model: String,
     pub kernel: String,
     pub mem_total_kib: u64,
+    /// /proc/loadavg when the run started: other work on the machine skews every target.
+    pub loadavg_at_start: String,
 }
 
 impl Machine {
@@ -134,8 +136,16 @@ impl Machine {
             cpu_model,
             kernel,
             mem_total_kib: field_kib(&meminfo, "MemTotal:").unwrap_or(0),
+            loadavg_at_start: loadavg(),
         }
     }
+}
+
+/// The 1, 5 and 15 minute load averages.
+pub fn loadavg() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 #[cfg(test)]
