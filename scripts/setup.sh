@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs everything rift's lab, tests and benchmarks need on a fresh Debian 12
+# machine by running the installers in scripts/setup.d in order. Each is idempotent,
+# so this is cheap on a machine that already has everything.
+#
+#   scripts/setup.sh            # everything
+#   scripts/setup.sh base etcd  # only the installers whose names contain these words
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+for step in scripts/setup.d/*.sh; do
+    if [ "$#" -gt 0 ]; then
+        wanted=false
+        for word in "$@"; do
+            case "$(basename "$step")" in *"$word"*) wanted=true ;; esac
+        done
+        $wanted || continue
+    fi
+    echo "==> setup: $step"
+    bash "$step"
+done
