@@ -42,6 +42,10 @@ enum Command {
     Sources(cmd::control::SourcesArgs),
     /// Print the proxy's event log (every apply, expiry, heal) as JSON lines.
     Events(cmd::control::EventsArgs),
+    /// Start, inspect or stop a local lab of real members behind rift (`rift lab up etcd`).
+    Lab(cmd::lab::LabArgs),
+    /// Run a scenario file: fault timeline, real cluster, checkers, reports.
+    Scenario(cmd::scenario::ScenarioArgs),
 }
 
 #[tokio::main]
@@ -58,6 +62,8 @@ async fn main() -> std::process::ExitCode {
         Command::Profiles(args) => cmd::control::profiles(args).await,
         Command::Sources(args) => cmd::control::sources(args).await,
         Command::Events(args) => cmd::control::events(args).await,
+        Command::Lab(args) => cmd::lab::run(args).await,
+        Command::Scenario(args) => cmd::scenario::run(args).await,
     };
     match result {
         Ok(code) => code,

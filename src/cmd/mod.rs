@@ -1,7 +1,9 @@
 //! Sub-commands of the `rift` binary, one module per area.
 
 pub mod control;
+pub mod lab;
 pub mod proxy;
+pub mod scenario;
 
 /// Logs go to stderr (stdout is for results and JSON); `RUST_LOG` overrides the level.
 pub fn init_logging() {

@@ -1,0 +1,162 @@
+//! `rift scenario`: run a scenario file (a fault timeline with checkers) against a
+//! real cluster that rift starts, or one already running behind a `rift proxy`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use rift_checkers::report::Report;
+use rift_checkers::scenario::Status;
+use rift_checkers::scenario::runner::{RunOptions, run as run_scenario};
+use rift_checkers::scenario::spec::Scenario;
+use rift_checkers::scenario::system::{AttachOptions, StartOptions, attach_cluster, start_cluster};
+
+#[derive(Args)]
+pub struct ScenarioArgs {
+    #[command(subcommand)]
+    command: ScenarioCommand,
+}
+
+#[derive(Subcommand)]
+enum ScenarioCommand {
+    /// Start a cluster (or attach to one), apply the fault, hold, heal, settle, judge.
+    #[command(
+        after_help = "Examples:\n  rift scenario run profiles/scenarios/etcd-leader-isolation.toml\n  \
+rift scenario run FILE --attach http://127.0.0.1:7070 --endpoint etcd1=http://127.0.0.1:2379 ...\n\
+Exit status: 0 when every checker passes, 1 when one fails or the run cannot complete."
+    )]
+    Run(RunArgs),
+    /// Parse scenario files and report errors, without running anything.
+    Check {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The scenario TOML file.
+    file: PathBuf,
+    /// Report directory (default: .rift/reports/<scenario>-<UTC timestamp>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Use the running proxy at this control API instead of starting a lab.
+    #[arg(long, requires = "endpoints")]
+    attach: Option<String>,
+    /// With --attach: a member's direct client URL, as NAME=URL (repeat per member).
+    #[arg(long = "endpoint", value_parser = parse_endpoint)]
+    endpoints: Vec<(String, String)>,
+    /// State directory of the lab started for this run (default: .rift/scenario/<scenario>).
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// First port of the lab's port range (default: a random free range).
+    #[arg(long)]
+    base_port: Option<u16>,
+    /// No progress lines while waiting.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn parse_endpoint(text: &str) -> Result<(String, String), String> {
+    let (name, url) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?}: expected NAME=URL, e.g. etcd1=http://127.0.0.1:2379"))?;
+    if !url.starts_with("http://") && !url.starts_with("https://") {
+        return Err(format!(
+            "{text:?}: the URL must start with http:// or https://"
+        ));
+    }
+    Ok((name.to_string(), url.to_string()))
+}
+
+pub async fn run(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        ScenarioCommand::Run(r) => run_cmd(r).await,
+        ScenarioCommand::Check { files } => {
+            for f in &files {
+                let s = Scenario::load(f)?;
+                println!(
+                    "{}: ok ({} on {} nodes, {} checker(s))",
+                    f.display(),
+                    s.name,
+                    s.cluster.system,
+                    s.checkers.len()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn run_cmd(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let scenario = Scenario::load(&args.file)?;
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| default_out(&scenario.name));
+    let cluster = match &args.attach {
+        Some(api) => {
+            let options = AttachOptions {
+                api_url: api.clone(),
+                endpoints: args.endpoints.clone(),
+            };
+            attach_cluster(&scenario.cluster, &scenario.origin, &options).await?
+        }
+        None => {
+            if !args.endpoints.is_empty() {
+                bail!("--endpoint is only used with --attach");
+            }
+            let state_dir = args
+                .state_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(".rift/scenario").join(&scenario.name));
+            eprintln!(
+                "starting a {}-node {} lab in {}",
+                scenario.cluster.nodes,
+                scenario.cluster.system,
+                state_dir.display()
+            );
+            let options = StartOptions {
+                state_dir,
+                base_port: args.base_port,
+            };
+            start_cluster(&scenario.cluster, &scenario.origin, &options).await?
+        }
+    };
+    let options = RunOptions { quiet: args.quiet };
+    // Ctrl-C must not leave a fault in place or members running.
+    let result = tokio::select! {
+        r = run_scenario(&scenario, cluster.as_ref(), &options) => r.map_err(anyhow::Error::from),
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+    };
+    if result.is_err() {
+        let _ = cluster.nemesis().heal().await;
+    }
+    cluster.shutdown().await;
+    let report = result?;
+    finish(&report, &out)
+}
+
+fn finish(report: &Report, out: &Path) -> anyhow::Result<ExitCode> {
+    println!("{}", report.table());
+    let files = report
+        .write_all(out)
+        .with_context(|| format!("writing the report into {}", out.display()))?;
+    println!("reports:");
+    for f in files {
+        println!("  {}", f.display());
+    }
+    Ok(match report.status {
+        Status::Pass => ExitCode::SUCCESS,
+        Status::Fail => ExitCode::FAILURE,
+    })
+}
+
+fn default_out(name: &str) -> PathBuf {
+    let stamp: String = rift_checkers::lab::now_rfc3339()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
+    PathBuf::from(".rift/reports").join(format!("{name}-{stamp}"))
+}
