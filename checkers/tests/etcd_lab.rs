@@ -21,7 +21,9 @@ fn state_dir(name: &str) -> PathBuf {
 async fn lab(name: &str, nodes: usize) -> EtcdLab {
     let config = EtcdLabConfig::new(nodes, state_dir(name));
     EtcdLab::start(config).await.unwrap_or_else(|e| {
-        panic!("starting a {nodes}-member etcd lab failed: {e}\n(run scripts/setup.sh to install etcd)")
+        panic!(
+            "starting a {nodes}-member etcd lab failed: {e}\n(run scripts/setup.sh to install etcd)"
+        )
     })
 }
 
@@ -30,11 +32,25 @@ async fn members_talk_through_rift_and_shutdown_cleans_up() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let lab = lab("basic", 3).await;
     let o = lab.observer();
-    let (leader, term) = o.wait_for_leader(Duration::from_secs(10), None).await.unwrap();
-    assert!(term >= 2, "a fresh cluster's first leader applies term >= 2, got {term}");
-    o.put(&leader, "k", "v", Duration::from_secs(2)).await.unwrap();
+    let (leader, term) = o
+        .wait_for_leader(Duration::from_secs(10), None)
+        .await
+        .unwrap();
+    assert!(
+        term >= 2,
+        "a fresh cluster's first leader applies term >= 2, got {term}"
+    );
+    o.put(&leader, "k", "v", Duration::from_secs(2))
+        .await
+        .unwrap();
     for n in o.member_names() {
-        assert_eq!(o.get(&n, "k", false, Duration::from_secs(2)).await.unwrap().as_deref(), Some("v"));
+        assert_eq!(
+            o.get(&n, "k", false, Duration::from_secs(2))
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("v")
+        );
     }
     // Every member-to-member connection is relayed by rift and attributed to the
     // dialing member (not to `client`).
@@ -45,13 +61,24 @@ async fn members_talk_through_rift_and_shutdown_cleans_up() {
                 continue;
             }
             let relayed = status.connections.iter().any(|c| {
-                c.src == a && c.dst == b && c.endpoint == "peer" && c.active > 0 && c.bytes_forward > 0
+                c.src == a
+                    && c.dst == b
+                    && c.endpoint == "peer"
+                    && c.active > 0
+                    && c.bytes_forward > 0
             });
-            assert!(relayed, "no relayed peer traffic {a} -> {b}: {:?}", status.connections);
+            assert!(
+                relayed,
+                "no relayed peer traffic {a} -> {b}: {:?}",
+                status.connections
+            );
         }
     }
     assert!(
-        !status.connections.iter().any(|c| c.src == "client" && c.endpoint == "peer"),
+        !status
+            .connections
+            .iter()
+            .any(|c| c.src == "client" && c.endpoint == "peer"),
         "a member's peer dial was not attributed to it: {:?}",
         status.connections
     );
@@ -83,7 +110,10 @@ async fn crashed_lab_is_detected_and_cleared() {
         other => panic!("expected a stale lab, got {other:?}"),
     }
     for pid in &pids[1..] {
-        assert!(!rift_checkers::lab::process::pid_alive(*pid), "member {pid} survived the cleanup");
+        assert!(
+            !rift_checkers::lab::process::pid_alive(*pid),
+            "member {pid} survived the cleanup"
+        );
     }
     assert!(!dir.exists());
 }
@@ -94,24 +124,45 @@ async fn no_lost_writes_fails_when_an_acknowledged_key_is_deleted() {
     let lab = lab("lost", 3).await;
     let o = lab.observer();
     let started = Instant::now();
-    let config = PutWorkloadConfig { rate: 20, ..Default::default() };
+    let config = PutWorkloadConfig {
+        rate: 20,
+        ..Default::default()
+    };
     let mut w = PutWorkload::start(o.clone(), config, started);
     let history = w.history();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let summary = w.stop().await;
-    assert!(summary.acknowledged > 10, "workload acknowledged only {}", summary.acknowledged);
+    assert!(
+        summary.acknowledged > 10,
+        "workload acknowledged only {}",
+        summary.acknowledged
+    );
 
     let mut ok = NoLostWrites::new(o.clone(), history.clone());
     ok.check(0).await;
     let v = ok.verdict_now();
     assert_eq!(v.status, Status::Pass, "{v:?}");
 
-    let victim = history.lock().unwrap().acknowledged().nth(3).unwrap().key.clone();
-    o.delete("etcd1", &victim, Duration::from_secs(2)).await.unwrap();
+    let victim = history
+        .lock()
+        .unwrap()
+        .acknowledged()
+        .nth(3)
+        .unwrap()
+        .key
+        .clone();
+    o.delete("etcd1", &victim, Duration::from_secs(2))
+        .await
+        .unwrap();
     let mut broken = NoLostWrites::new(o.clone(), history);
     broken.check(0).await;
     let v = broken.verdict_now();
     assert_eq!(v.status, Status::Fail, "{v:?}");
-    assert!(v.evidence.iter().any(|e| e.contains(&victim) && e.contains("missing")), "{v:?}");
+    assert!(
+        v.evidence
+            .iter()
+            .any(|e| e.contains(&victim) && e.contains("missing")),
+        "{v:?}"
+    );
     lab.shutdown().await;
 }
