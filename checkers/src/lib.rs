@@ -4,10 +4,12 @@
 //!
 //! - [`lab`]: start/stop real members on loopback with rift on every link.
 //! - [`etcd`]: etcd observers, workload, checkers, and etcd as a scenario cluster.
+//! - [`kafka`]: Kafka observers and checkers, and Kafka as a scenario cluster.
 //! - [`scenario`]: the scenario format, runner, nemesis and the plug-in traits.
 //! - [`report`]: verdict table, JSON, JUnit XML and SVG timeline.
 
 pub mod etcd;
+pub mod kafka;
 pub mod lab;
 pub mod report;
 pub mod scenario;

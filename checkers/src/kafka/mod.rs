@@ -7,8 +7,8 @@
 //! - [`checks`]: the checkers (ISR shrink, acks=all rejection, acks=1 loss vs acks=all
 //!   safety, leader step-down, quorum availability, no lost records). Each implements
 //!   [`crate::scenario::Checker`].
-//! - [`timeline`]: drives checkers through the scenario phases against a lab, for
-//!   tests and for callers without a scenario file.
+//! - [`system`]: Kafka as a scenario [`Cluster`](crate::scenario::Cluster) (lab or
+//!   attach), mapping `[[checker]]` kinds to the checkers.
 //!
 //! Observers talk to brokers' real ports so a fault never blinds them; workloads go
 //! through rift as the identity `client`, which the fault places on a side.
@@ -16,7 +16,7 @@
 pub mod checks;
 pub mod client;
 pub mod cluster;
-// pub mod timeline;
+pub mod system;
 pub mod wire;
 
 use thiserror::Error;

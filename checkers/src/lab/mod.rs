@@ -10,8 +10,10 @@
 //!
 //! - [`process`]: ports, spawning, pid files, stopping.
 //! - [`etcd`]: the etcd lab (Debian etcd 3.4 or `ETCD_BIN`).
+//! - [`kafka`]: the Kafka KRaft lab (Maven Central jars, Java 17).
 
 pub mod etcd;
+pub mod kafka;
 pub mod process;
 
 use std::path::{Path, PathBuf};

@@ -23,7 +23,7 @@ pub struct AttachOptions {
     pub endpoints: Vec<(String, String)>,
 }
 
-pub const SYSTEMS: &[&str] = &["etcd"];
+pub const SYSTEMS: &[&str] = &["etcd", "kafka"];
 
 fn unknown(spec: &ClusterSpec, origin: &str) -> ScenarioError {
     ScenarioError::Field {
@@ -43,6 +43,9 @@ pub async fn start_cluster(
         "etcd" => Ok(Box::new(
             crate::etcd::system::EtcdCluster::start(spec, origin, options).await?,
         )),
+        "kafka" => Ok(Box::new(
+            crate::kafka::system::KafkaCluster::start(spec, origin, options).await?,
+        )),
         _ => Err(unknown(spec, origin)),
     }
 }
@@ -55,6 +58,9 @@ pub async fn attach_cluster(
     match spec.system.as_str() {
         "etcd" => Ok(Box::new(
             crate::etcd::system::EtcdCluster::attach(spec, origin, options).await?,
+        )),
+        "kafka" => Ok(Box::new(
+            crate::kafka::system::KafkaCluster::attach(spec, origin, options).await?,
         )),
         _ => Err(unknown(spec, origin)),
     }

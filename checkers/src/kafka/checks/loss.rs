@@ -75,9 +75,9 @@ pub fn judge_history(sent: &[Sent], logs: &HashMap<i32, Vec<(i64, String)>>) -> 
     f
 }
 
-/// Produces on `partitions` through `bootstrap` every `interval`, alternating the acks
-/// levels given, until stopped; waits for answers to every send before returning.
-async fn produce(
+/// A produce load: every `interval` one record per partition, cycling through the acks
+/// levels, through `bootstrap`.
+struct Load {
     bootstrap: String,
     topic: String,
     partitions: i32,
@@ -85,8 +85,11 @@ async fn produce(
     label: &'static str,
     interval: Duration,
     started: Instant,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) -> Vec<Sent> {
+}
+
+/// Runs `load` until stopped; waits for answers to every send before returning.
+async fn produce(load: Load, mut stop: tokio::sync::watch::Receiver<bool>) -> Vec<Sent> {
+    let Load { bootstrap, topic, partitions, levels, label, interval, started } = load;
     let mut producers = Vec::new();
     for acks in &levels {
         match client::producer(&bootstrap, *acks, Duration::from_secs(2)) {
@@ -227,7 +230,19 @@ impl LeaderIsolationChecker {
         let (tx, rx) = tokio::sync::watch::channel(false);
         let _ = tx.send(true);
         // One round of acks=all before the fault: they must survive everything.
-        self.baseline = produce(self.info.bootstrap(), self.topic.clone(), 1, vec![Acks::All], "baseline", Duration::ZERO, ctx.started, rx).await;
+        self.baseline = produce(
+            Load {
+                bootstrap: self.info.bootstrap(),
+                topic: self.topic.clone(),
+                partitions: 1,
+                levels: vec![Acks::All],
+                label: "baseline",
+                interval: Duration::ZERO,
+                started: ctx.started,
+            },
+            rx,
+        )
+        .await;
         let ok = self.baseline.iter().filter(|s| s.result.is_ok()).count();
         if ok == 0 {
             return self.verdict.fail(format!("baseline acks=all produce failed: {:?}", self.baseline));
@@ -300,12 +315,16 @@ impl Checker for LeaderIsolationChecker {
                         self.verdict.evidence(format!("note: the fault targets {targets:?}, the topic is led by {leader}"));
                     }
                     // A client on the leader's side: it only knows the leader.
-                    let bootstrap = self.info.bootstrap_of(std::slice::from_ref(&leader));
-                    let topic = self.topic.clone();
-                    let started = ctx.started;
-                    self.during = Some(Watcher::spawn(move |stop| {
-                        produce(bootstrap, topic, 1, vec![Acks::One, Acks::All], "isolated", Duration::from_millis(100), started, stop)
-                    }));
+                    let load = Load {
+                        bootstrap: self.info.bootstrap_of(std::slice::from_ref(&leader)),
+                        topic: self.topic.clone(),
+                        partitions: 1,
+                        levels: vec![Acks::One, Acks::All],
+                        label: "isolated",
+                        interval: Duration::from_millis(100),
+                        started: ctx.started,
+                    };
+                    self.during = Some(Watcher::spawn(move |stop| produce(load, stop)));
                 }
                 Phase::HoldEnd => {
                     // Stop sending; answers still in flight are collected at Final.
@@ -412,11 +431,16 @@ impl NoLostRecordsChecker {
         if let Err(e) = client::create_topic(&self.info.bootstrap(), observer, &spec, Duration::from_secs(30)).await {
             return self.verdict.fail(format!("cannot create topic {}: {e}", self.topic));
         }
-        let (bootstrap, topic, n, interval, started) =
-            (self.info.bootstrap(), self.topic.clone(), self.cfg.partitions, self.cfg.interval, ctx.started);
-        self.load = Some(Watcher::spawn(move |stop| {
-            produce(bootstrap, topic, n, vec![Acks::All], "record", interval, started, stop)
-        }));
+        let load = Load {
+            bootstrap: self.info.bootstrap(),
+            topic: self.topic.clone(),
+            partitions: self.cfg.partitions,
+            levels: vec![Acks::All],
+            label: "record",
+            interval: self.cfg.interval,
+            started: ctx.started,
+        };
+        self.load = Some(Watcher::spawn(move |stop| produce(load, stop)));
     }
 
     async fn finish(&mut self) {

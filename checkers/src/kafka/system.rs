@@ -1,0 +1,309 @@
+//! Kafka as a scenario [`Cluster`]: starts a [`KafkaLab`] (or attaches to brokers
+//! behind a running `rift proxy`), names the active KRaft controller as the `leader`
+//! role, and builds the Kafka checkers from a scenario's `[[checker]]` tables.
+//!
+//! ```toml
+//! [cluster]
+//! system = "kafka"
+//! nodes = 3
+//! heap_mb = 384                      # per broker JVM
+//! broker = { "replica.lag.time.max.ms" = "3000" }   # extra broker properties
+//! ```
+//!
+//! Kafka checkers drive their own producers, so Kafka scenarios take no `[workload]`.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+use super::checks::{
+    acks::AcksRejectionChecker, active_controller, isr::IsrShrinkChecker,
+    leadership::LeaderStepDownChecker, loss::LeaderIsolationChecker,
+    loss::NoLostRecordsChecker, quorum::QuorumAvailabilityChecker,
+};
+use super::{BrokerInfo, ClusterInfo, client};
+use crate::lab::kafka::{CONTROLLER_ENDPOINT, KafkaLab, KafkaLabOptions};
+use crate::scenario::nemesis::Nemesis;
+use crate::scenario::spec::{CheckerSpec, ClusterSpec, WorkloadSpec};
+use crate::scenario::system::{AttachOptions, StartOptions};
+use crate::scenario::{BoxFuture, Checker, Cluster, ScenarioError, Workload};
+
+/// `[cluster]` keys for `system = "kafka"` besides `nodes`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSettings {
+    #[serde(default = "default_heap")]
+    pub heap_mb: u32,
+    /// Extra broker properties, applied after the lab's test timings.
+    #[serde(default)]
+    pub broker: BTreeMap<String, toml::Value>,
+}
+
+fn default_heap() -> u32 {
+    384
+}
+
+pub const CHECKERS: &[&str] = &[
+    "isr-shrink",
+    "acks-all-rejection",
+    "leader-isolation-acks",
+    "leader-step-down",
+    "quorum-availability",
+    "no-lost-records",
+];
+
+pub struct KafkaCluster {
+    info: ClusterInfo,
+    nemesis: Nemesis,
+    lab: Option<KafkaLab>,
+    report_info: serde_json::Value,
+}
+
+impl KafkaCluster {
+    pub async fn start(
+        spec: &ClusterSpec,
+        origin: &str,
+        options: &StartOptions,
+    ) -> Result<Self, ScenarioError> {
+        let s: KafkaSettings = spec.parse(origin)?;
+        let mut overrides = Vec::new();
+        for (k, v) in &s.broker {
+            let value = match v {
+                toml::Value::String(t) => t.clone(),
+                toml::Value::Integer(_) | toml::Value::Boolean(_) | toml::Value::Float(_) => v.to_string(),
+                other => {
+                    return Err(ScenarioError::Field {
+                        origin: origin.to_string(),
+                        field: format!("cluster.broker.{k}"),
+                        value: other.to_string(),
+                        reason: "a broker property is a string, number or boolean".into(),
+                    });
+                }
+            };
+            overrides.push((k.clone(), value));
+        }
+        let opts = KafkaLabOptions {
+            work_dir: Some(options.state_dir.join("kafka")),
+            heap_mb: s.heap_mb,
+            overrides,
+            ..Default::default()
+        };
+        Ok(Self::from_lab(KafkaLab::start(spec.nodes, opts).await?))
+    }
+
+    /// Wraps a lab started by the caller (tests share one lab across scenarios).
+    pub fn from_lab(lab: KafkaLab) -> Self {
+        let info = ClusterInfo::from_lab(&lab);
+        let report_info = serde_json::json!({
+            "system": "kafka",
+            "mode": "lab",
+            "rift_api": lab.api_url(),
+            "settings": lab.settings(),
+            "brokers": info.brokers,
+        });
+        Self {
+            nemesis: Nemesis::Local(lab.control()),
+            info,
+            lab: Some(lab),
+            report_info,
+        }
+    }
+
+    /// Attaches to brokers behind a running `rift proxy` whose topology names, per
+    /// node, `client` and `controller` endpoints (rift's listen address and the real
+    /// upstream); broker ids are read from the brokers' own metadata.
+    pub async fn attach(
+        spec: &ClusterSpec,
+        origin: &str,
+        options: &AttachOptions,
+    ) -> Result<Self, ScenarioError> {
+        let _: KafkaSettings = spec.parse(origin)?;
+        let nemesis = Nemesis::Remote(rift_proxy::client::ApiClient::new(&options.api_url));
+        let topology = nemesis.topology().await?;
+        let mut brokers = Vec::new();
+        for node in &topology.nodes {
+            let endpoint = |name: &str| {
+                node.endpoints.iter().find(|e| e.name == name).ok_or_else(|| {
+                    ScenarioError::Cluster(format!("topology node {} has no `{name}` endpoint", node.name))
+                })
+            };
+            let client_ep = endpoint("client")?;
+            let ctl_ep = endpoint(CONTROLLER_ENDPOINT)?;
+            let resolve = |upstream: &str| {
+                upstream.parse().map_err(|_| {
+                    ScenarioError::Cluster(format!(
+                        "topology node {}: upstream {upstream:?} is not an IP:port",
+                        node.name
+                    ))
+                })
+            };
+            let direct_client = resolve(&client_ep.upstream)?;
+            let view = client::metadata_from(direct_client, None, Duration::from_secs(5))
+                .await
+                .map_err(|e| ScenarioError::Cluster(format!("{}: {e}", node.name)))?;
+            let md_id = broker_id_at(direct_client, client_ep.listen).await;
+            let id = md_id.ok_or_else(|| {
+                ScenarioError::Cluster(format!(
+                    "{}: no broker in {:?} advertises {}",
+                    node.name, view.brokers, client_ep.listen
+                ))
+            })?;
+            brokers.push(BrokerInfo {
+                name: node.name.clone(),
+                id,
+                client: client_ep.listen,
+                direct_client,
+                direct_controller: resolve(&ctl_ep.upstream)?,
+            });
+        }
+        if brokers.len() != spec.nodes {
+            return Err(ScenarioError::Cluster(format!(
+                "{origin}: cluster.nodes = {} but the proxy's topology has {} nodes",
+                spec.nodes,
+                brokers.len()
+            )));
+        }
+        let info = ClusterInfo { brokers };
+        Ok(Self {
+            report_info: serde_json::json!({
+                "system": "kafka",
+                "mode": "attach",
+                "rift_api": options.api_url,
+                "brokers": info.brokers,
+            }),
+            info,
+            nemesis,
+            lab: None,
+        })
+    }
+
+    pub fn info(&self) -> &ClusterInfo {
+        &self.info
+    }
+
+    pub fn lab(&self) -> Option<&KafkaLab> {
+        self.lab.as_ref()
+    }
+}
+
+/// The id of the broker that advertises `advertised` as its client listener.
+async fn broker_id_at(direct: std::net::SocketAddr, advertised: std::net::SocketAddr) -> Option<i32> {
+    tokio::task::spawn_blocking(move || {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", direct.to_string())
+            .set("group.id", "rift-attach")
+            .create()
+            .ok()?;
+        let md = consumer.fetch_metadata(None, Duration::from_secs(5)).ok()?;
+        md.brokers()
+            .iter()
+            .find(|b| b.port() == i32::from(advertised.port()) && b.host() == advertised.ip().to_string())
+            .map(|b| b.id())
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+impl Cluster for KafkaCluster {
+    fn system(&self) -> &'static str {
+        "kafka"
+    }
+
+    fn nodes(&self) -> Vec<String> {
+        self.info.names()
+    }
+
+    fn consensus_endpoint(&self) -> &'static str {
+        CONTROLLER_ENDPOINT
+    }
+
+    fn nemesis(&self) -> &Nemesis {
+        &self.nemesis
+    }
+
+    fn leader(&self) -> BoxFuture<'_, Option<String>> {
+        Box::pin(async move { active_controller(&self.info).await.map(|(n, _)| n) })
+    }
+
+    fn wait_healthy(&self, timeout: Duration) -> BoxFuture<'_, Result<(), ScenarioError>> {
+        Box::pin(async move {
+            let start = Instant::now();
+            let want: Vec<i32> = {
+                let mut ids: Vec<i32> = self.info.brokers.iter().map(|b| b.id).collect();
+                ids.sort_unstable();
+                ids
+            };
+            loop {
+                let mut healthy = active_controller(&self.info).await.is_some();
+                let mut seen = Vec::new();
+                for b in &self.info.brokers {
+                    let ids = client::broker_ids(b.direct_client, Duration::from_secs(2)).await;
+                    healthy &= ids.as_ref().is_ok_and(|ids| *ids == want);
+                    seen.push((b.name.clone(), ids.map_err(|e| e.to_string())));
+                }
+                if healthy {
+                    return Ok(());
+                }
+                if start.elapsed() > timeout {
+                    return Err(ScenarioError::Cluster(format!(
+                        "brokers do not all see {want:?} with an active controller after {timeout:?}: {seen:?}"
+                    )));
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        })
+    }
+
+    fn describe(&self) -> BoxFuture<'_, String> {
+        Box::pin(async move {
+            match active_controller(&self.info).await {
+                Some((n, v)) => format!("controller {n} (epoch {})", v.leader_epoch),
+                None => "no active controller".to_string(),
+            }
+        })
+    }
+
+    fn checker(&self, spec: &CheckerSpec, _origin: &str) -> Result<Box<dyn Checker>, ScenarioError> {
+        let i = self.info.clone();
+        Ok(match spec.kind.as_str() {
+            "isr-shrink" => Box::new(IsrShrinkChecker::new(i, spec.parse()?)),
+            "acks-all-rejection" => Box::new(AcksRejectionChecker::new(i, spec.parse()?)),
+            "leader-isolation-acks" => Box::new(LeaderIsolationChecker::new(i, spec.parse()?)),
+            "leader-step-down" => Box::new(LeaderStepDownChecker::new(i, spec.parse()?)),
+            "quorum-availability" => Box::new(QuorumAvailabilityChecker::new(i, spec.parse()?)),
+            "no-lost-records" => Box::new(NoLostRecordsChecker::new(i, spec.parse()?)),
+            other => {
+                return Err(ScenarioError::Field {
+                    origin: spec.origin.clone(),
+                    field: "kind".into(),
+                    value: other.to_string(),
+                    reason: format!("unknown kafka checker (known: {})", CHECKERS.join(", ")),
+                });
+            }
+        })
+    }
+
+    fn workload(&self, spec: &WorkloadSpec, _started: Instant) -> Result<Box<dyn Workload>, ScenarioError> {
+        Err(ScenarioError::Field {
+            origin: spec.origin.clone(),
+            field: "kind".into(),
+            value: spec.kind.clone(),
+            reason: "kafka scenarios take no [workload]: the kafka checkers run their own producers".into(),
+        })
+    }
+
+    fn info(&self) -> serde_json::Value {
+        self.report_info.clone()
+    }
+
+    fn shutdown(self: Box<Self>) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            if let Some(lab) = self.lab {
+                lab.shutdown().await;
+            }
+        })
+    }
+}
