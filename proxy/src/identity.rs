@@ -12,6 +12,9 @@ use std::sync::RwLock;
 use crate::matrix::Identities;
 use crate::sys;
 
+/// Registered sources: (ip, node index) pairs and (pid, node index) pairs.
+pub type SourceSnapshot = (Vec<(IpAddr, usize)>, Vec<(u32, usize)>);
+
 /// Source IPs and PIDs of each node; PIDs can be registered at runtime because a
 /// local cluster's members start after rift.
 #[derive(Debug, Default)]
@@ -32,8 +35,8 @@ impl SourceRegistry {
             .insert(pid, node);
     }
 
-    /// Registered (pid or ip, node index) pairs, for status output.
-    pub fn snapshot(&self) -> (Vec<(IpAddr, usize)>, Vec<(u32, usize)>) {
+    /// Registered (ip, node index) and (pid, node index) pairs, for status output.
+    pub fn snapshot(&self) -> SourceSnapshot {
         let ips = self
             .by_ip
             .read()

@@ -152,10 +152,12 @@ impl Profile {
             value,
             reason: reason.to_string(),
         };
-        if self.minority.is_some() && self.kind != Kind::Split {
+        if let Some(minority) = self.minority
+            && self.kind != Kind::Split
+        {
             return Err(invalid(
                 "minority",
-                format!("{:?}", self.minority.unwrap()),
+                minority.to_string(),
                 "only used by kind = \"split\"",
             ));
         }
@@ -166,10 +168,12 @@ impl Profile {
                 "only used by kind = \"split\"",
             ));
         }
-        if self.seed.is_some() && self.kind != Kind::RandomHalves {
+        if let Some(seed) = self.seed
+            && self.kind != Kind::RandomHalves
+        {
             return Err(invalid(
                 "seed",
-                format!("{}", self.seed.unwrap()),
+                seed.to_string(),
                 "only used by kind = \"random-halves\"",
             ));
         }
