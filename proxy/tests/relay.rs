@@ -397,3 +397,74 @@ async fn bandwidth_limit_paces_the_stream() {
     assert!(recorder.bytes() == pattern(200_000, 1));
     proxy.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_limit_resets_after_the_limit_and_slow_close_delays_fin() {
+    let (sink, recorder) = recording_server(None).await;
+    let proxy = start(&[
+        node("n1", None, vec![("peer", sink)]),
+        node("n2", None, vec![("peer", sink)]),
+    ])
+    .await;
+    let limited = Fault::Degrade(Degradation {
+        limit_data_bytes: 1000,
+        ..Default::default()
+    });
+    proxy
+        .control()
+        .apply(FaultRequest {
+            label: "limit".into(),
+            rules: vec![rule("client", "n1", limited, &[])],
+            duration: None,
+        })
+        .unwrap();
+    let mut stream = tokio::net::TcpStream::connect(listen(&proxy, "n1", "peer"))
+        .await
+        .unwrap();
+    let _ = stream.write_all(&pattern(5000, 2)).await;
+    let mut buf = [0u8; 1];
+    let outcome = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&outcome, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        recorder.bytes(),
+        pattern(1000, 2),
+        "exactly the limit crosses, then a reset"
+    );
+
+    // slow close: the echo of a FIN is held back by the configured delay.
+    let echo = echo_server().await;
+    let proxy2 = start(&[node("n3", None, vec![("peer", echo)])]).await;
+    let slow = Fault::Degrade(Degradation {
+        slow_close_ms: 400,
+        ..Default::default()
+    });
+    proxy2
+        .control()
+        .apply(FaultRequest {
+            label: "slow-close".into(),
+            rules: vec![rule("client", "n3", slow, &[])],
+            duration: None,
+        })
+        .unwrap();
+    let mut stream = tokio::net::TcpStream::connect(listen(&proxy2, "n3", "peer"))
+        .await
+        .unwrap();
+    stream.write_all(b"bye").await.unwrap();
+    let closed_at = tokio::time::Instant::now();
+    stream.shutdown().await.unwrap();
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).await.unwrap();
+    assert_eq!(rest, b"bye");
+    assert!(
+        closed_at.elapsed() >= Duration::from_millis(400),
+        "FIN crossed after {:?}",
+        closed_at.elapsed()
+    );
+    proxy.shutdown().await;
+    proxy2.shutdown().await;
+}
