@@ -46,6 +46,8 @@ enum Command {
     Lab(cmd::lab::LabArgs),
     /// Run a scenario file: fault timeline, real cluster, checkers, reports.
     Scenario(cmd::scenario::ScenarioArgs),
+    /// Serve cluster gauges (leader per node, Raft term, ISR size) read from the real cluster.
+    Watch(cmd::watch::WatchArgs),
 }
 
 #[tokio::main]
@@ -64,6 +66,7 @@ async fn main() -> std::process::ExitCode {
         Command::Events(args) => cmd::control::events(args).await,
         Command::Lab(args) => cmd::lab::run(args).await,
         Command::Scenario(args) => cmd::scenario::run(args).await,
+        Command::Watch(args) => cmd::watch::run(args).await,
     };
     match result {
         Ok(code) => code,

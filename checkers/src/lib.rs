@@ -7,9 +7,11 @@
 //! - [`kafka`]: Kafka observers and checkers, and Kafka as a scenario cluster.
 //! - [`scenario`]: the scenario format, runner, nemesis and the plug-in traits.
 //! - [`report`]: verdict table, JSON, JUnit XML and SVG timeline.
+//! - [`watch`]: cluster gauges (leader, term, ISR size) for `rift watch`.
 
 pub mod etcd;
 pub mod kafka;
 pub mod lab;
 pub mod report;
 pub mod scenario;
+pub mod watch;

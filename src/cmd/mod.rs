@@ -4,6 +4,7 @@ pub mod control;
 pub mod lab;
 pub mod proxy;
 pub mod scenario;
+pub mod watch;
 
 /// Logs go to stderr (stdout is for results and JSON); `RUST_LOG` overrides the level.
 pub fn init_logging() {
