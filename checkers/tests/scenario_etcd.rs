@@ -162,3 +162,46 @@ kind = "majority-leader"          # wrong on purpose: no side has a quorum
         "{w:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partial_partition_disrupts_only_without_pre_vote() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // Each shipped file states its expected outcome as leader-stability bounds; running
+    // each file's cluster settings against the OTHER file's bounds must fail.
+    let with = shipped("etcd-partial-partition");
+    let without = shipped("etcd-partial-partition-no-prevote");
+    let r = run_text("pp-prevote", &with, Duration::from_secs(4)).await;
+    assert_eq!(
+        status_of(&r, "leader-stability", 0),
+        Status::Pass,
+        "{}",
+        r.table()
+    );
+    assert_eq!(
+        status_of(&r, "no-lost-writes", 0),
+        Status::Pass,
+        "{}",
+        r.table()
+    );
+    let r = run_text("pp-no-prevote", &without, Duration::from_secs(4)).await;
+    assert_eq!(
+        status_of(&r, "leader-stability", 0),
+        Status::Pass,
+        "{}",
+        r.table()
+    );
+    assert_eq!(
+        status_of(&r, "no-lost-writes", 0),
+        Status::Pass,
+        "{}",
+        r.table()
+    );
+    let wrong = with.replace("pre_vote = true", "pre_vote = false");
+    let r = run_text("pp-wrong", &wrong, Duration::from_secs(4)).await;
+    assert_eq!(
+        status_of(&r, "leader-stability", 0),
+        Status::Fail,
+        "{}",
+        r.table()
+    );
+}

@@ -450,17 +450,15 @@ impl EtcdLab {
     }
 
     pub async fn shutdown(mut self) {
-        self.stop_members();
+        // The data is deleted next, so there is nothing to stop gracefully for; a
+        // graceful stop would only have members redial each other (and rift log it).
+        for mut p in self.procs.drain(..) {
+            p.kill();
+        }
         if let Some(p) = self.proxy.take() {
             p.shutdown().await;
         }
         let _ = std::fs::remove_dir_all(&self.plan.config.state_dir);
-    }
-
-    fn stop_members(&mut self) {
-        for mut p in self.procs.drain(..).rev() {
-            p.stop(Duration::from_secs(3));
-        }
     }
 }
 

@@ -80,7 +80,9 @@ impl Report {
                 status_word(v.status),
                 v.summary
             );
-            for t in &v.timings {
+            let mut timings = v.timings.clone();
+            timings.sort_by_key(|t| t.at_ms);
+            for t in &timings {
                 let rel = t.at_ms as i64 - fault_at as i64;
                 let _ = writeln!(out, "{:<width$}          @ {:+} ms  {}", "", rel, t.label);
             }

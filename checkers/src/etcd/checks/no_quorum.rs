@@ -198,7 +198,7 @@ async fn probe_all(
         if let Some((at, rev)) = acked.first() {
             v.timing(format!("{n} acknowledged a write"), *at);
             v.fail(format!(
-                "{n} acknowledged {} write(s) during the fault (first at {at} ms, revision {rev})",
+                "{n} acknowledged {} write(s) during the fault (first at revision {rev})",
                 acked.len()
             ));
         }

@@ -46,6 +46,7 @@ pub struct LeaderStability {
     task: Option<JoinHandle<Vec<Seen>>>,
     verdict: Verdict,
     finished: bool,
+    applied_ms: u64,
 }
 
 impl LeaderStability {
@@ -60,6 +61,7 @@ impl LeaderStability {
             task: None,
             verdict: Verdict::new("leader-stability"),
             finished: false,
+            applied_ms: 0,
         }
     }
 
@@ -120,6 +122,7 @@ impl Checker for LeaderStability {
                     }
                 }
                 Phase::FaultApplied => {
+                    self.applied_ms = ctx.now_ms();
                     let (tx, mut rx) = watch::channel(false);
                     self.stop = Some(tx);
                     let observer = self.observer.clone();
@@ -212,8 +215,8 @@ impl LeaderStability {
         v.evidence(format!("leader_changes_seen after the heal: {deltas_heal}"));
         for s in seen {
             v.evidence(format!(
-                "{} ms: leader {} (applied term {})",
-                s.at_ms,
+                "{:+} ms after the fault: leader {} (applied term {})",
+                s.at_ms as i64 - self.applied_ms as i64,
                 s.leader.as_deref().unwrap_or("none agreed"),
                 s.term
             ));

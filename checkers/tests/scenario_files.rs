@@ -1,0 +1,76 @@
+//! Every shipped scenario file parses, names a known system, profile and checkers, and
+//! its etcd cluster settings are valid. No cluster is started here.
+
+use std::path::Path;
+
+use rift_checkers::etcd::system::{CHECKERS, EtcdSettings};
+use rift_checkers::scenario::spec::Scenario;
+use rift_proxy::profile::ProfileLibrary;
+
+#[test]
+fn shipped_etcd_scenarios_are_valid() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles/scenarios");
+    let library = ProfileLibrary::builtin();
+    let mut seen = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if !name.starts_with("etcd-") || !name.ends_with(".toml") {
+            continue;
+        }
+        let s = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            format!("{}.toml", s.name),
+            name,
+            "scenario name matches its file"
+        );
+        assert_eq!(s.cluster.system, "etcd");
+        let _: EtcdSettings = s.cluster.parse(&s.origin).unwrap();
+        if let Some(p) = &s.fault.profile {
+            library.get(p).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+        for c in &s.checkers {
+            assert!(
+                CHECKERS.contains(&c.kind.as_str()),
+                "{name}: unknown checker {}",
+                c.kind
+            );
+        }
+        seen.push(s.name);
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            "etcd-bridge",
+            "etcd-leader-isolation",
+            "etcd-minority-isolation",
+            "etcd-partial-partition",
+            "etcd-partial-partition-no-prevote",
+            "etcd-two-vs-two"
+        ]
+    );
+}
+
+#[test]
+fn a_typo_in_a_checker_setting_names_file_checker_and_field() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles/scenarios");
+    let text = std::fs::read_to_string(dir.join("etcd-leader-isolation.toml"))
+        .unwrap()
+        .replace("within = \"3s\"", "withn = \"3s\"");
+    let s = Scenario::parse(&text, "etcd-leader-isolation.toml").unwrap();
+    let c = s
+        .checkers
+        .iter()
+        .find(|c| c.kind == "leader-step-down")
+        .unwrap();
+    let e = c
+        .parse::<rift_checkers::etcd::checks::step_down::StepDownConfig>()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("etcd-leader-isolation.toml: [[checker]] #1 (leader-step-down)")
+            && e.contains("withn"),
+        "{e}"
+    );
+}
