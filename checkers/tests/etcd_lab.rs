@@ -12,7 +12,9 @@ use rift_checkers::lab::etcd::{EtcdLab, EtcdLabConfig};
 use rift_checkers::lab::{LabState, Preflight, clear_stale};
 use rift_checkers::scenario::{Status, Workload};
 
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+// Clusters of one binary run one at a time: 2 cores do not fit several etcd clusters
+// with 50 ms heartbeats without spurious elections.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn state_dir(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("etcd-lab-{name}"))
@@ -29,7 +31,7 @@ async fn lab(name: &str, nodes: usize) -> EtcdLab {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_talk_through_rift_and_shutdown_cleans_up() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = SERIAL.lock().await;
     let lab = lab("basic", 3).await;
     let o = lab.observer();
     let (leader, term) = o
@@ -92,7 +94,7 @@ async fn members_talk_through_rift_and_shutdown_cleans_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crashed_lab_is_detected_and_cleared() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = SERIAL.lock().await;
     let dir = state_dir("crash");
     let lab = lab("crash", 3).await;
     let pids = lab.member_pids();
@@ -120,7 +122,7 @@ async fn crashed_lab_is_detected_and_cleared() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_lost_writes_fails_when_an_acknowledged_key_is_deleted() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = SERIAL.lock().await;
     let lab = lab("lost", 3).await;
     let o = lab.observer();
     let started = Instant::now();

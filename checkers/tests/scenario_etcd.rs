@@ -12,7 +12,9 @@ use rift_checkers::scenario::runner::{RunOptions, run};
 use rift_checkers::scenario::spec::Scenario;
 use rift_checkers::scenario::system::{StartOptions, start_cluster};
 
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+// Clusters of one binary run one at a time: 2 cores do not fit several etcd clusters
+// with 50 ms heartbeats without spurious elections.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn shipped(name: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -60,7 +62,7 @@ fn status_of(r: &Report, checker: &str, nth: usize) -> Status {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_isolation_passes_and_misplaced_expectations_fail() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = SERIAL.lock().await;
     let text = shipped("etcd-leader-isolation")
         + r#"
 [[checker]]
@@ -115,7 +117,7 @@ kind = "no-quorum"                 # wrong on purpose: the majority keeps a quor
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn step_down_fails_when_a_follower_is_isolated() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = SERIAL.lock().await;
     let text = r#"
 name = "follower-isolation"
 [cluster]
@@ -144,7 +146,7 @@ max_leader_changes = 0
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_vs_two_accepts_no_writes_and_recovers() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = SERIAL.lock().await;
     let text = shipped("etcd-two-vs-two")
         + r#"
 [[checker]]
@@ -165,7 +167,7 @@ kind = "majority-leader"          # wrong on purpose: no side has a quorum
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partial_partition_disrupts_only_without_pre_vote() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = SERIAL.lock().await;
     // Each shipped file states its expected outcome as leader-stability bounds; running
     // each file's cluster settings against the OTHER file's bounds must fail.
     let with = shipped("etcd-partial-partition");
