@@ -207,3 +207,51 @@ async fn partial_partition_disrupts_only_without_pre_vote() {
         r.table()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attach_drives_a_running_proxy_over_http() {
+    let _g = SERIAL.lock().await;
+    let config = rift_checkers::lab::etcd::EtcdLabConfig::new(
+        3,
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("scenario-attach"),
+    );
+    let lab = rift_checkers::lab::etcd::EtcdLab::start(config)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n(run scripts/setup.sh to install etcd)"));
+    let mut scenario = Scenario::parse(&shipped("etcd-leader-isolation"), "attach.toml").unwrap();
+    scenario.timeline.baseline = Duration::from_millis(500);
+    scenario.timeline.hold = Duration::from_secs(4);
+    scenario.timeline.settle = Duration::from_secs(2);
+    let options = rift_checkers::scenario::system::AttachOptions {
+        api_url: lab.api_url(),
+        endpoints: lab.plan.observer_endpoints(),
+    };
+    let cluster = rift_checkers::scenario::system::attach_cluster(
+        &scenario.cluster,
+        &scenario.origin,
+        &options,
+    )
+    .await
+    .unwrap();
+    let r = run(&scenario, cluster.as_ref(), &RunOptions { quiet: true }).await;
+    cluster.shutdown().await;
+    // Attaching never owns the lab: the members are still there after the run.
+    let still = lab
+        .observer()
+        .wait_for_leader(Duration::from_secs(5), None)
+        .await;
+    let events = lab.control().events().since(0);
+    lab.shutdown().await;
+    let r = r.unwrap();
+    assert_eq!(r.status, Status::Pass, "{}", r.table());
+    assert_eq!(r.cluster["mode"], "attach");
+    assert!(still.is_ok(), "the attached cluster was stopped: {still:?}");
+    let kinds: Vec<String> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(
+        kinds.iter().any(|k| k == "apply") && kinds.iter().any(|k| k == "heal"),
+        "{kinds:?}"
+    );
+}
