@@ -53,6 +53,27 @@ pub fn ping_pong(
     Ok(hist)
 }
 
+/// Opens `count` connections one after another, timing each from `connect` to the
+/// first echoed byte (what a client pays before its first request is answered), and
+/// closes each before the next.
+pub fn connect_first_byte(addr: SocketAddr, count: u64) -> Result<Histogram<u64>> {
+    let mut hist = new_histogram();
+    for i in 0..count {
+        let start = Instant::now();
+        let mut stream =
+            TcpStream::connect(addr).with_context(|| format!("connection {i} to {addr}"))?;
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(STALL))?;
+        stream.write_all(&[MODE_ECHO, 0x42])?;
+        let mut back = [0u8; 1];
+        stream
+            .read_exact(&mut back)
+            .with_context(|| format!("first echo on connection {i} via {addr}"))?;
+        hist.saturating_record(start.elapsed().as_nanos() as u64);
+    }
+    Ok(hist)
+}
+
 /// What an open-loop run saw.
 pub struct OpenLoop {
     /// Latency from each request's *intended* send time to its reply.
@@ -153,6 +174,7 @@ mod tests {
         assert_eq!(hist.len(), 50);
         let ol = open_loop(echo.addr(), 64, 2000, Duration::from_millis(100)).unwrap();
         assert_eq!(ol.hist.len(), 200);
+        assert_eq!(connect_first_byte(echo.addr(), 20).unwrap().len(), 20);
         let took = bulk(echo.addr(), 3 * 1024 * 1024 + 7).unwrap();
         assert!(took > Duration::ZERO);
     }

@@ -34,8 +34,7 @@ pub struct EchoServer {
 impl EchoServer {
     /// Binds 127.0.0.1 on a free port and serves on a dedicated thread.
     pub fn start() -> io::Result<Self> {
-        let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-        std_listener.set_nonblocking(true)?;
+        let std_listener = bind_loopback()?;
         let addr = std_listener.local_addr()?;
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let thread = std::thread::Builder::new()
@@ -65,13 +64,24 @@ impl EchoServer {
     }
 }
 
+/// Binds 127.0.0.1 on a free port with a deep accept queue: the standard library's
+/// backlog of 128 overflows when a proxy dials a burst of connections, and each
+/// overflow costs the client a 1 s SYN retransmission that would be blamed on the proxy.
+fn bind_loopback() -> io::Result<std::net::TcpListener> {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())?;
+    socket.listen(4096)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
 /// The echo server as its own process (`rift-bench --serve-echo`): the proxies hold two
 /// descriptors per connection and the harness one, so with 10,000 connections the echo
 /// side must not share the harness's descriptor limit. Prints its address on stdout and
 /// exits when its stdin closes, so it never outlives the harness.
 pub fn serve_process() -> io::Result<()> {
-    let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    std_listener.set_nonblocking(true)?;
+    let std_listener = bind_loopback()?;
     println!("{}", std_listener.local_addr()?);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -63,6 +63,8 @@ pub struct PartitionTiming {
     pub still_moving: usize,
     /// Connections whose held ping was answered after heal (must equal `connections`).
     pub resumed_after_heal: usize,
+    /// Why fewer connections than asked were used (the descriptor limit), if so.
+    pub capped_by: Option<String>,
 }
 
 /// Sends and awaits a cut and a heal; implemented by the rift control API client.
@@ -158,6 +160,7 @@ pub async fn partition_apply(
         resolution_us: period.as_secs_f64() * 1e6 / n as f64,
         still_moving,
         resumed_after_heal: resumed,
+        capped_by: None,
     })
 }
 

@@ -9,7 +9,7 @@ use hdrhistogram::Histogram;
 use tokio::runtime::Runtime;
 
 use crate::echo::EchoProcess;
-use crate::goals::{self, PING_1K, PING_64};
+use crate::goals::{self, CONNECT, PING_1K, PING_64};
 use crate::many::{self, Cutter};
 use crate::report::{
     IdleMemory, IdleRow, LatencyRow, Outcome, Percentiles, Report, TargetStatus, ThroughputRow,
@@ -24,6 +24,7 @@ pub struct Plan {
     pub rounds: u32,
     pub ping_iterations: u64,
     pub ping_warmup: u64,
+    pub connects: u64,
     pub open_loop_rate: u64,
     pub open_loop_duration: Duration,
     pub bulk_bytes: u64,
@@ -40,6 +41,7 @@ impl Plan {
                 rounds: 1,
                 ping_iterations: 500,
                 ping_warmup: 50,
+                connects: 100,
                 open_loop_rate: 1000,
                 open_loop_duration: Duration::from_millis(500),
                 bulk_bytes: 32 << 20,
@@ -53,6 +55,7 @@ impl Plan {
                 rounds: 3,
                 ping_iterations: 20_000,
                 ping_warmup: 1_000,
+                connects: 2_000,
                 open_loop_rate: 5_000,
                 open_loop_duration: Duration::from_secs(5),
                 bulk_bytes: 1 << 30,
@@ -183,7 +186,7 @@ pub fn run(
     let has_rift = running.iter().any(|r| r.target.kind == Kind::Rift);
     let mut progress = Progress {
         step: 0,
-        total: proxies + plan.rounds as usize * 4 * n + usize::from(has_rift),
+        total: proxies + plan.rounds as usize * 5 * n + usize::from(has_rift),
         started: Instant::now(),
     };
 
@@ -208,7 +211,7 @@ pub fn run(
     }
 
     let open_loop_name = plan.open_loop_name();
-    let workloads = [PING_64, PING_1K, open_loop_name.as_str()];
+    let workloads = [PING_64, PING_1K, open_loop_name.as_str(), CONNECT];
     let mut hists: Vec<Vec<Result<Histogram<u64>, String>>> = workloads
         .iter()
         .map(|_| {
@@ -256,6 +259,7 @@ pub fn run(
                         plan.ping_iterations,
                         plan.ping_warmup,
                     ),
+                    3 => crate::blocking::connect_first_byte(target.addr, plan.connects),
                     _ => crate::blocking::open_loop(
                         target.addr,
                         64,
