@@ -35,7 +35,7 @@ pub struct Degradation {
     pub bandwidth_bytes_per_sec: u64,
     /// Delay the propagation of a FIN by this many milliseconds.
     pub slow_close_ms: u64,
-    /// Reset the connection once this many bytes crossed this direction (0 = no limit).
+    /// Close the connection once this many bytes crossed this direction (0 = no limit).
     pub limit_data_bytes: u64,
 }
 

@@ -81,7 +81,7 @@ impl std::fmt::Display for Side {
     }
 }
 
-/// Why a connection ended abnormally; the caller answers every variant with a RST.
+/// Why a connection ended abnormally.
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
     #[error("reset by a `reset` fault on the {0} direction")]
@@ -91,7 +91,7 @@ pub enum RelayError {
         direction: &'static str,
         discarded: u64,
     },
-    #[error("reset: the {direction} direction reached its data limit of {limit} bytes")]
+    #[error("closed: the {direction} direction reached its data limit of {limit} bytes")]
     DataLimit { direction: &'static str, limit: u64 },
     #[error("{side} side failed to {op}: {source}")]
     Io {
@@ -99,6 +99,14 @@ pub enum RelayError {
         op: &'static str,
         source: io::Error,
     },
+}
+
+impl RelayError {
+    /// Whether the connection should end with a RST (zero linger) rather than a close:
+    /// everything but a data limit, which closes like Toxiproxy's `limit_data`.
+    pub fn resets_connection(&self) -> bool {
+        !matches!(self, RelayError::DataLimit { .. })
+    }
 }
 
 /// Live per-connection byte counters, readable while the connection is open.
@@ -411,6 +419,19 @@ impl<'a> Pump<'a> {
         if self.eof {
             return self.finish();
         }
+        if self.buf.is_empty() {
+            // No bulk transfer seen yet: wait for readiness without owning a buffer.
+            let from = self.from;
+            tokio::select! {
+                biased;
+                ready = from.readable() => ready.map_err(Self::io_error(self.from_side, "read"))?,
+                _ = wait_for_change(&mut self.watch) => {
+                    self.refresh = true;
+                    return Ok(Step::Continue);
+                }
+            }
+            return self.forward_small();
+        }
         match self.read_chunk().await? {
             Some(0) => self.eof = true,
             Some(n) => {
@@ -420,6 +441,49 @@ impl<'a> Pump<'a> {
             }
             None => {}
         }
+        Ok(Step::Continue)
+    }
+
+    /// Request/response traffic: read into a stack buffer and write it straight
+    /// through, so a connection that never moves bulk data never owns a heap buffer
+    /// (idle connections stay small). Whatever cannot be written at once, or meets a
+    /// newly published matrix, moves to the heap buffer and takes the normal path.
+    fn forward_small(&mut self) -> Result<Step, RelayError> {
+        let mut stack = [0u8; INITIAL_BUFFER];
+        let n = match self.from.try_read(&mut stack) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Step::Continue),
+            Err(e) => return Err(Self::io_error(self.from_side, "read")(e)),
+        };
+        if n == 0 {
+            self.eof = true;
+            return Ok(Step::Continue);
+        }
+        let read_at = Instant::now();
+        let mut written = 0;
+        // A fault published since this step began must be seen before any byte moves.
+        if !self.watch.has_changed().unwrap_or(false) {
+            written = match self.to.try_write(&stack[..n]) {
+                Ok(m) => m,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+                Err(e) => return Err(Self::io_error(self.to_side, "write")(e)),
+            };
+            self.count(written);
+            if written == n {
+                self.delay.record(read_at.elapsed().as_secs_f64());
+                return Ok(Step::Continue);
+            }
+        }
+        let capacity = if n == stack.len() {
+            2 * INITIAL_BUFFER
+        } else {
+            INITIAL_BUFFER
+        };
+        self.buf.resize(capacity, 0);
+        self.buf[..n - written].copy_from_slice(&stack[written..n]);
+        self.start = 0;
+        self.end = n - written;
+        self.read_at = read_at;
         Ok(Step::Continue)
     }
 
@@ -468,6 +532,8 @@ impl<'a> Pump<'a> {
                 if d.limit_data_bytes > 0 {
                     let left = d.limit_data_bytes.saturating_sub(self.sent);
                     if left == 0 {
+                        // Like Toxiproxy's limit_data: the limit is followed by a close.
+                        self.finish()?;
                         return Err(RelayError::DataLimit {
                             direction: self.direction.as_str(),
                             limit: d.limit_data_bytes,

@@ -288,7 +288,7 @@ async fn handle_connection(client: TcpStream, peer: SocketAddr, target: Target, 
                 }
                 Ok(upstream) => {
                     let result = relay::relay(&client, &upstream, link, watch, counters, relay_metrics).await;
-                    if result.is_err() {
+                    if result.as_ref().is_err_and(relay::RelayError::resets_connection) {
                         set_reset_on_close(&client);
                         set_reset_on_close(&upstream);
                     }
@@ -299,11 +299,13 @@ async fn handle_connection(client: TcpStream, peer: SocketAddr, target: Target, 
         match outcome {
             Ok(()) => tracing::debug!("closed"),
             Err(error) => {
-                metrics::connection_reset(match error {
-                    relay::RelayError::Io { .. } => "io",
-                    _ => "fault",
-                });
-                tracing::debug!(%error, "connection reset");
+                if error.resets_connection() {
+                    metrics::connection_reset(match error {
+                        relay::RelayError::Io { .. } => "io",
+                        _ => "fault",
+                    });
+                }
+                tracing::debug!(%error, "connection ended");
             }
         }
         active.decrement(1.0);

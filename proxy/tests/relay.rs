@@ -399,7 +399,7 @@ async fn bandwidth_limit_paces_the_stream() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn data_limit_resets_after_the_limit_and_slow_close_delays_fin() {
+async fn data_limit_closes_after_the_limit_and_slow_close_delays_fin() {
     let (sink, recorder) = recording_server(None).await;
     let proxy = start(&[
         node("n1", None, vec![("peer", sink)]),
@@ -422,18 +422,21 @@ async fn data_limit_resets_after_the_limit_and_slow_close_delays_fin() {
         .await
         .unwrap();
     let _ = stream.write_all(&pattern(5000, 2)).await;
+    eventually("the first 1000 bytes", Duration::from_secs(5), || {
+        recorder.len() >= 1000
+    })
+    .await;
     let mut buf = [0u8; 1];
+    // The connection ends: EOF, or a RST when rift closes with client bytes unread.
     let outcome = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
         .await
         .unwrap();
-    assert!(
-        matches!(&outcome, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset),
-        "{outcome:?}"
-    );
+    assert!(matches!(outcome, Ok(0) | Err(_)), "{outcome:?}");
+    tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(
         recorder.bytes(),
         pattern(1000, 2),
-        "exactly the limit crosses, then a reset"
+        "exactly the limit crosses, then a close"
     );
 
     // slow close: the echo of a FIN is held back by the configured delay.
