@@ -1,10 +1,10 @@
 //! rdkafka helpers the checkers share: one broker's metadata view, topic creation,
 //! producers with a chosen `acks`, and reading a partition back in full.
 //!
-//! librdkafka's metadata, watermark and consumer calls block, so they run in
-//! `spawn_blocking`. A metadata view is taken with a fresh client bootstrapped at one
-//! broker's real port and checked to be that broker's answer: during a partition the
-//! brokers disagree, and a checker must know whose view it is reading.
+//! librdkafka's watermark and consumer calls block, so they run in `spawn_blocking`.
+//! One broker's own metadata view comes from [`super::wire::metadata_at`]: librdkafka
+//! answers an application's metadata request from whichever broker it picks, and
+//! during a partition the brokers disagree.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -16,7 +16,6 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
@@ -35,7 +34,7 @@ pub struct PartitionView {
 /// A broker's metadata answer.
 #[derive(Debug, Clone, Serialize)]
 pub struct MetadataView {
-    /// librdkafka's name of the broker that answered.
+    /// The address of the broker that answered.
     pub answered_by: String,
     /// Live (unfenced) brokers as this broker sees them.
     pub brokers: Vec<i32>,
@@ -63,45 +62,7 @@ pub async fn metadata_from(
     topic: Option<&str>,
     timeout: Duration,
 ) -> Result<MetadataView, KafkaCheckError> {
-    let topic = topic.map(str::to_string);
-    tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = base_config(&addr.to_string())
-            .set("group.id", "rift-observer")
-            .create()?;
-        let md = consumer.fetch_metadata(topic.as_deref(), timeout)?;
-        // A fresh client knows only its bootstrap broker, but librdkafka may learn the
-        // others first; an answer from another broker is a different view.
-        let answered_by = md.orig_broker_name().to_string();
-        if !answered_by.starts_with(&addr.to_string()) {
-            return Err(KafkaCheckError::Client(format!(
-                "metadata asked of {addr} was answered by {answered_by}"
-            )));
-        }
-        let mut view = MetadataView {
-            answered_by,
-            brokers: md.brokers().iter().map(|b| b.id()).collect(),
-            partitions: Vec::new(),
-            topic_error: None,
-        };
-        view.brokers.sort_unstable();
-        if let Some(t) = md.topics().first() {
-            view.topic_error = t.error().map(|e| format!("{:?}", RDKafkaErrorCode::from(e)));
-            view.partitions = t
-                .partitions()
-                .iter()
-                .map(|p| PartitionView {
-                    partition: p.id(),
-                    leader: p.leader(),
-                    replicas: p.replicas().to_vec(),
-                    isr: p.isr().to_vec(),
-                })
-                .collect();
-            view.partitions.sort_by_key(|p| p.partition);
-        }
-        Ok(view)
-    })
-    .await
-    .map_err(|e| KafkaCheckError::Client(format!("metadata task: {e}")))?
+    super::wire::metadata_at(addr, topic, timeout).await
 }
 
 /// Broker ids that `addr` currently lists as live.
@@ -167,7 +128,11 @@ pub async fn create_topic(
     let rows: Vec<Vec<i32>> = spec.assignment.clone().unwrap_or_default();
     let row_refs: Vec<&[i32]> = rows.iter().map(Vec::as_slice).collect();
     let mut topic = if spec.assignment.is_some() {
-        NewTopic::new(&spec.name, rows.len() as i32, TopicReplication::Variable(&row_refs))
+        NewTopic::new(
+            &spec.name,
+            rows.len() as i32,
+            TopicReplication::Variable(&row_refs),
+        )
     } else {
         NewTopic::new(
             &spec.name,
@@ -182,10 +147,16 @@ pub async fn create_topic(
     let results = admin.create_topics([&topic], &opts).await?;
     for r in results {
         if let Err((name, code)) = r {
-            return Err(KafkaCheckError::Client(format!("create topic {name}: {code:?}")));
+            return Err(KafkaCheckError::Client(format!(
+                "create topic {name}: {code:?}"
+            )));
         }
     }
-    let want = if spec.assignment.is_some() { rows.len() } else { spec.partitions as usize };
+    let want = if spec.assignment.is_some() {
+        rows.len()
+    } else {
+        spec.partitions as usize
+    };
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         if let Ok(view) = metadata_from(observer, Some(&spec.name), Duration::from_secs(3)).await {

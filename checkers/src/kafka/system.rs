@@ -19,8 +19,8 @@ use serde::Deserialize;
 
 use super::checks::{
     acks::AcksRejectionChecker, active_controller, isr::IsrShrinkChecker,
-    leadership::LeaderStepDownChecker, loss::LeaderIsolationChecker,
-    loss::NoLostRecordsChecker, quorum::QuorumAvailabilityChecker,
+    leadership::LeaderStepDownChecker, loss::LeaderIsolationChecker, loss::NoLostRecordsChecker,
+    quorum::QuorumAvailabilityChecker,
 };
 use super::{BrokerInfo, ClusterInfo, client};
 use crate::lab::kafka::{CONTROLLER_ENDPOINT, KafkaLab, KafkaLabOptions};
@@ -71,7 +71,9 @@ impl KafkaCluster {
         for (k, v) in &s.broker {
             let value = match v {
                 toml::Value::String(t) => t.clone(),
-                toml::Value::Integer(_) | toml::Value::Boolean(_) | toml::Value::Float(_) => v.to_string(),
+                toml::Value::Integer(_) | toml::Value::Boolean(_) | toml::Value::Float(_) => {
+                    v.to_string()
+                }
                 other => {
                     return Err(ScenarioError::Field {
                         origin: origin.to_string(),
@@ -124,9 +126,15 @@ impl KafkaCluster {
         let mut brokers = Vec::new();
         for node in &topology.nodes {
             let endpoint = |name: &str| {
-                node.endpoints.iter().find(|e| e.name == name).ok_or_else(|| {
-                    ScenarioError::Cluster(format!("topology node {} has no `{name}` endpoint", node.name))
-                })
+                node.endpoints
+                    .iter()
+                    .find(|e| e.name == name)
+                    .ok_or_else(|| {
+                        ScenarioError::Cluster(format!(
+                            "topology node {} has no `{name}` endpoint",
+                            node.name
+                        ))
+                    })
             };
             let client_ep = endpoint("client")?;
             let ctl_ep = endpoint(CONTROLLER_ENDPOINT)?;
@@ -188,7 +196,10 @@ impl KafkaCluster {
 }
 
 /// The id of the broker that advertises `advertised` as its client listener.
-async fn broker_id_at(direct: std::net::SocketAddr, advertised: std::net::SocketAddr) -> Option<i32> {
+async fn broker_id_at(
+    direct: std::net::SocketAddr,
+    advertised: std::net::SocketAddr,
+) -> Option<i32> {
     tokio::task::spawn_blocking(move || {
         use rdkafka::consumer::{BaseConsumer, Consumer};
         let consumer: BaseConsumer = rdkafka::ClientConfig::new()
@@ -199,7 +210,9 @@ async fn broker_id_at(direct: std::net::SocketAddr, advertised: std::net::Socket
         let md = consumer.fetch_metadata(None, Duration::from_secs(5)).ok()?;
         md.brokers()
             .iter()
-            .find(|b| b.port() == i32::from(advertised.port()) && b.host() == advertised.ip().to_string())
+            .find(|b| {
+                b.port() == i32::from(advertised.port()) && b.host() == advertised.ip().to_string()
+            })
             .map(|b| b.id())
     })
     .await
@@ -266,7 +279,11 @@ impl Cluster for KafkaCluster {
         })
     }
 
-    fn checker(&self, spec: &CheckerSpec, _origin: &str) -> Result<Box<dyn Checker>, ScenarioError> {
+    fn checker(
+        &self,
+        spec: &CheckerSpec,
+        _origin: &str,
+    ) -> Result<Box<dyn Checker>, ScenarioError> {
         let i = self.info.clone();
         Ok(match spec.kind.as_str() {
             "isr-shrink" => Box::new(IsrShrinkChecker::new(i, spec.parse()?)),
@@ -286,12 +303,18 @@ impl Cluster for KafkaCluster {
         })
     }
 
-    fn workload(&self, spec: &WorkloadSpec, _started: Instant) -> Result<Box<dyn Workload>, ScenarioError> {
+    fn workload(
+        &self,
+        spec: &WorkloadSpec,
+        _started: Instant,
+    ) -> Result<Box<dyn Workload>, ScenarioError> {
         Err(ScenarioError::Field {
             origin: spec.origin.clone(),
             field: "kind".into(),
             value: spec.kind.clone(),
-            reason: "kafka scenarios take no [workload]: the kafka checkers run their own producers".into(),
+            reason:
+                "kafka scenarios take no [workload]: the kafka checkers run their own producers"
+                    .into(),
         })
     }
 

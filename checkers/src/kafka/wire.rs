@@ -5,6 +5,10 @@
 //!   under KRaft. Only the Raft leader answers it without error, which makes it a
 //!   direct "do you lead the quorum right now?" probe: after check-quorum an isolated
 //!   leader resigns and answers NOT_LEADER_OR_FOLLOWER.
+//! - Metadata v1 (API key 3) answered by exactly the broker asked: librdkafka sends
+//!   an application's metadata request to whichever broker it likes once it has
+//!   learned the cluster, but during a partition brokers disagree and a checker must
+//!   know whose view it reads.
 //! - CreateTopics v5 (API key 19) sent to one chosen broker: librdkafka always sends it
 //!   to the Metadata `controller_id`, a random broker, so it cannot ask "can a client
 //!   next to broker X create a topic?". The broker forwards the request to the active
@@ -18,9 +22,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::KafkaCheckError;
+use super::client::{MetadataView, PartitionView};
 
 const DESCRIBE_QUORUM: i16 = 55;
 const CREATE_TOPICS: i16 = 19;
+const METADATA: i16 = 3;
 const METADATA_TOPIC: &str = "__cluster_metadata";
 /// Kafka's NOT_LEADER_OR_FOLLOWER error code.
 pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
@@ -61,9 +67,100 @@ pub async fn create_topic_at(
     server_timeout: Duration,
 ) -> Result<i16, KafkaCheckError> {
     let request = encode_create_topics(2, topic, rf, server_timeout);
-    let body = roundtrip(addr, &request, server_timeout + Duration::from_secs(2), "CreateTopics").await?;
+    let body = roundtrip(
+        addr,
+        &request,
+        server_timeout + Duration::from_secs(2),
+        "CreateTopics",
+    )
+    .await?;
     decode_create_topics(&body, 2)
         .map_err(|m| KafkaCheckError::Protocol(format!("CreateTopics from {addr}: {m}")))
+}
+
+/// Asks the broker at `addr` (a real client listener) for its metadata: live brokers
+/// and, with `topic`, that topic's partitions.
+pub async fn metadata_at(
+    addr: SocketAddr,
+    topic: Option<&str>,
+    timeout: Duration,
+) -> Result<MetadataView, KafkaCheckError> {
+    let body = roundtrip(addr, &encode_metadata(4, topic), timeout, "Metadata").await?;
+    decode_metadata(&body, 4, addr)
+        .map_err(|m| KafkaCheckError::Protocol(format!("Metadata from {addr}: {m}")))
+}
+
+fn encode_metadata(correlation_id: i32, topic: Option<&str>) -> Vec<u8> {
+    // Non-flexible request header v1: no tagged fields.
+    let mut b = header(METADATA, 1, correlation_id);
+    b.pop();
+    match topic {
+        Some(t) => {
+            b.extend_from_slice(&1i32.to_be_bytes());
+            b.extend_from_slice(&(t.len() as i16).to_be_bytes());
+            b.extend_from_slice(t.as_bytes());
+        }
+        None => b.extend_from_slice(&0i32.to_be_bytes()),
+    }
+    frame(b)
+}
+
+fn decode_metadata(body: &[u8], correlation_id: i32, addr: SocketAddr) -> Result<MetadataView, String> {
+    let mut r = Reader { buf: body, pos: 0 };
+    let got = r.i32()?;
+    if got != correlation_id {
+        return Err(format!("correlation id {got}, expected {correlation_id}"));
+    }
+    let mut view = MetadataView {
+        answered_by: addr.to_string(),
+        brokers: Vec::new(),
+        partitions: Vec::new(),
+        topic_error: None,
+    };
+    for _ in 0..r.count()? {
+        view.brokers.push(r.i32()?);
+        r.string()?;
+        r.i32()?;
+        r.string()?;
+    }
+    view.brokers.sort_unstable();
+    let _controller = r.i32()?;
+    for i in 0..r.count()? {
+        let error = r.i16()?;
+        r.string()?;
+        r.take(1)?;
+        if i == 0 && error != 0 {
+            view.topic_error = Some(error_code_name(error));
+        }
+        for _ in 0..r.count()? {
+            let _perror = r.i16()?;
+            let partition = r.i32()?;
+            let leader = r.i32()?;
+            let replicas = r.i32_array()?;
+            let isr = r.i32_array()?;
+            if i == 0 {
+                view.partitions.push(PartitionView { partition, leader, replicas, isr });
+            }
+        }
+    }
+    view.partitions.sort_by_key(|p| p.partition);
+    Ok(view)
+}
+
+/// Names of the Kafka error codes the checkers report.
+pub fn error_code_name(code: i16) -> String {
+    match code {
+        0 => "None".into(),
+        3 => "UnknownTopicOrPartition".into(),
+        5 => "LeaderNotAvailable".into(),
+        6 => "NotLeaderOrFollower".into(),
+        7 => "RequestTimedOut".into(),
+        19 => "NotEnoughReplicas".into(),
+        20 => "NotEnoughReplicasAfterAppend".into(),
+        36 => "TopicAlreadyExists".into(),
+        41 => "NotController".into(),
+        other => format!("KafkaError({other})"),
+    }
 }
 
 async fn roundtrip(
@@ -187,13 +284,34 @@ impl Reader<'_> {
         Ok(slice)
     }
     fn i16(&mut self) -> Result<i16, String> {
-        Ok(i16::from_be_bytes(self.take(2)?.try_into().expect("2 bytes")))
+        Ok(i16::from_be_bytes(
+            self.take(2)?.try_into().expect("2 bytes"),
+        ))
     }
     fn i32(&mut self) -> Result<i32, String> {
-        Ok(i32::from_be_bytes(self.take(4)?.try_into().expect("4 bytes")))
+        Ok(i32::from_be_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
     }
     fn i64(&mut self) -> Result<i64, String> {
-        Ok(i64::from_be_bytes(self.take(8)?.try_into().expect("8 bytes")))
+        Ok(i64::from_be_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
+    }
+    /// A classic (non-compact) array length; null arrays count as empty.
+    fn count(&mut self) -> Result<usize, String> {
+        Ok(self.i32()?.max(0) as usize)
+    }
+    /// A classic nullable string, skipped.
+    fn string(&mut self) -> Result<(), String> {
+        let len = self.i16()?;
+        if len > 0 {
+            self.take(len as usize)?;
+        }
+        Ok(())
+    }
+    fn i32_array(&mut self) -> Result<Vec<i32>, String> {
+        (0..self.count()?).map(|_| self.i32()).collect()
     }
     fn uvarint(&mut self) -> Result<u64, String> {
         let mut value = 0u64;
@@ -247,7 +365,11 @@ fn decode_response(body: &[u8], correlation_id: i32) -> Result<QuorumView, Strin
     let leader_epoch = r.i32()?;
     let high_watermark = r.i64()?;
     Ok(QuorumView {
-        error_code: if top_error != 0 { top_error } else { error_code },
+        error_code: if top_error != 0 {
+            top_error
+        } else {
+            error_code
+        },
         leader_id,
         leader_epoch,
         high_watermark,
@@ -264,7 +386,10 @@ mod tests {
         let size = i32::from_be_bytes(req[0..4].try_into().unwrap()) as usize;
         assert_eq!(size, req.len() - 4);
         assert_eq!(&req[4..6], &55i16.to_be_bytes());
-        assert!(req.windows(METADATA_TOPIC.len()).any(|w| w == METADATA_TOPIC.as_bytes()));
+        assert!(
+            req.windows(METADATA_TOPIC.len())
+                .any(|w| w == METADATA_TOPIC.as_bytes())
+        );
     }
 
     #[test]
@@ -284,10 +409,51 @@ mod tests {
         body.extend_from_slice(&99i64.to_be_bytes());
         let view = decode_response(&body, 1).unwrap();
         assert!(view.is_leader());
-        assert_eq!((view.leader_id, view.leader_epoch, view.high_watermark), (2, 5, 99));
+        assert_eq!(
+            (view.leader_id, view.leader_epoch, view.high_watermark),
+            (2, 5, 99)
+        );
 
         assert!(decode_response(&body, 2).is_err());
         assert!(decode_response(&body[..20], 1).is_err());
+    }
+
+    #[test]
+    fn decodes_metadata_v1() {
+        let mut b = Vec::new();
+        b.extend_from_slice(&4i32.to_be_bytes());
+        b.extend_from_slice(&2i32.to_be_bytes());
+        for id in [2i32, 1] {
+            b.extend_from_slice(&id.to_be_bytes());
+            b.extend_from_slice(&9i16.to_be_bytes());
+            b.extend_from_slice(b"127.0.0.1");
+            b.extend_from_slice(&9092i32.to_be_bytes());
+            b.extend_from_slice(&(-1i16).to_be_bytes());
+        }
+        b.extend_from_slice(&1i32.to_be_bytes());
+        b.extend_from_slice(&1i32.to_be_bytes());
+        b.extend_from_slice(&0i16.to_be_bytes());
+        b.extend_from_slice(&1i16.to_be_bytes());
+        b.push(b't');
+        b.push(0);
+        b.extend_from_slice(&1i32.to_be_bytes());
+        b.extend_from_slice(&0i16.to_be_bytes());
+        b.extend_from_slice(&0i32.to_be_bytes());
+        b.extend_from_slice(&2i32.to_be_bytes());
+        for arr in [&[2i32, 1][..], &[2][..]] {
+            b.extend_from_slice(&(arr.len() as i32).to_be_bytes());
+            for x in arr {
+                b.extend_from_slice(&x.to_be_bytes());
+            }
+        }
+        let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let v = decode_metadata(&b, 4, addr).unwrap();
+        assert_eq!(v.brokers, vec![1, 2]);
+        assert_eq!(v.partitions, vec![PartitionView { partition: 0, leader: 2, replicas: vec![2, 1], isr: vec![2] }]);
+        assert!(v.topic_error.is_none());
+        assert!(decode_metadata(&b[..b.len() - 3], 4, addr).is_err());
+        let req = encode_metadata(4, Some("t"));
+        assert_eq!(&req[4..8], &[0, 3, 0, 1]);
     }
 
     #[test]

@@ -106,16 +106,27 @@ impl AcksRejectionChecker {
             return;
         };
         let Some(leader_id) = self.info.by_name(&leader).map(|b| b.id) else {
-            self.verdict.fail(format!("leader {leader:?} is not a broker of the cluster"));
+            self.verdict
+                .fail(format!("leader {leader:?} is not a broker of the cluster"));
             return;
         };
         let ids: Vec<i32> = self.info.brokers.iter().map(|b| b.id).collect();
-        let mut spec = TopicSpec::new(&self.topic, 1, 3)
-            .config("min.insync.replicas", &self.cfg.min_insync_replicas.to_string());
+        let mut spec = TopicSpec::new(&self.topic, 1, 3).config(
+            "min.insync.replicas",
+            &self.cfg.min_insync_replicas.to_string(),
+        );
         spec.assignment = Some(led_by(&ids, leader_id, 3));
         let observer = self.info.brokers[0].direct_client;
-        if let Err(e) = client::create_topic(&self.info.bootstrap(), observer, &spec, Duration::from_secs(30)).await {
-            self.verdict.fail(format!("cannot create topic {}: {e}", self.topic));
+        if let Err(e) = client::create_topic(
+            &self.info.bootstrap(),
+            observer,
+            &spec,
+            Duration::from_secs(30),
+        )
+        .await
+        {
+            self.verdict
+                .fail(format!("cannot create topic {}: {e}", self.topic));
             return;
         }
         let producer = client::producer(&self.info.bootstrap(), Acks::All, Duration::from_secs(5));
@@ -146,9 +157,13 @@ impl AcksRejectionChecker {
             .filter(|p| p.acks == Acks::All)
             .find(|p| p.result.as_ref().is_err_and(|e| is_not_enough_replicas(e)));
         let summary = summarize(probes);
-        self.verdict.evidence(format!("during the fault: {summary}"));
+        self.verdict
+            .evidence(format!("during the fault: {summary}"));
         let Some(first) = rejected else {
-            let acked_all = probes.iter().filter(|p| p.acks == Acks::All && p.result.is_ok()).count();
+            let acked_all = probes
+                .iter()
+                .filter(|p| p.acks == Acks::All && p.result.is_ok())
+                .count();
             self.verdict.fail(format!(
                 "acks=all was never rejected with NOT_ENOUGH_REPLICAS during the fault ({acked_all} acknowledged)"
             ));
@@ -161,30 +176,47 @@ impl AcksRejectionChecker {
             first.result
         ));
         if after_ms > self.cfg.reject_within.as_millis() as u64 {
-            self.verdict.fail(format!("first rejection after {after_ms} ms, limit {:?}", self.cfg.reject_within));
+            self.verdict.fail(format!(
+                "first rejection after {after_ms} ms, limit {:?}",
+                self.cfg.reject_within
+            ));
         }
         let ones_after = probes
             .iter()
             .filter(|p| p.acks == Acks::One && p.sent_ms >= first.sent_ms && p.result.is_ok())
             .count();
         if ones_after == 0 {
-            self.verdict.fail("no acks=1 produce succeeded after acks=all was rejected");
+            self.verdict
+                .fail("no acks=1 produce succeeded after acks=all was rejected");
         } else {
-            self.verdict.evidence(format!("{ones_after} acks=1 produces acknowledged after the rejection"));
+            self.verdict.evidence(format!(
+                "{ones_after} acks=1 produces acknowledged after the rejection"
+            ));
         }
     }
 
     fn judge_heal(&mut self, probes: &[Probe]) {
-        self.verdict.evidence(format!("after the heal: {}", summarize(probes)));
-        match probes.iter().find(|p| p.acks == Acks::All && p.result.is_ok()) {
-            Some(p) if p.done_ms.saturating_sub(self.healed_ms) <= self.cfg.recover_within.as_millis() as u64 => {
-                self.verdict.timing("acks=all acknowledged again", p.done_ms);
+        self.verdict
+            .evidence(format!("after the heal: {}", summarize(probes)));
+        match probes
+            .iter()
+            .find(|p| p.acks == Acks::All && p.result.is_ok())
+        {
+            Some(p)
+                if p.done_ms.saturating_sub(self.healed_ms)
+                    <= self.cfg.recover_within.as_millis() as u64 =>
+            {
+                self.verdict
+                    .timing("acks=all acknowledged again", p.done_ms);
             }
             Some(p) => self.verdict.fail(format!(
                 "acks=all succeeded again only {} ms after the heal",
                 p.done_ms.saturating_sub(self.healed_ms)
             )),
-            None => self.verdict.fail(format!("acks=all never succeeded within {:?} of the heal", self.cfg.recover_within)),
+            None => self.verdict.fail(format!(
+                "acks=all never succeeded within {:?} of the heal",
+                self.cfg.recover_within
+            )),
         }
     }
 }
@@ -196,7 +228,9 @@ fn summarize(probes: &[Probe]) -> String {
             Ok(_) => "ok".to_string(),
             Err(e) => e.clone(),
         };
-        *counts.entry(format!("acks={} {outcome}", p.acks.as_str())).or_default() += 1;
+        *counts
+            .entry(format!("acks={} {outcome}", p.acks.as_str()))
+            .or_default() += 1;
     }
     format!("{counts:?}")
 }
@@ -226,14 +260,21 @@ async fn probe_loop(
             inflight.spawn(async move {
                 let sent_ms = now();
                 let result = client::send(&producer, &topic, 0, &payload).await;
-                Probe { acks, sent_ms, done_ms: now(), result }
+                Probe {
+                    acks,
+                    sent_ms,
+                    done_ms: now(),
+                    result,
+                }
             });
         }
         seq += 1;
         while let Some(Ok(p)) = inflight.try_join_next() {
             probes.push(p);
         }
-        let recovered = probes.iter().any(|p| p.acks == Acks::All && p.result.is_ok());
+        let recovered = probes
+            .iter()
+            .any(|p| p.acks == Acks::All && p.result.is_ok());
         if (until_all_ok && recovered) || sleep_or_stop(stop, Duration::from_millis(250)).await {
             break;
         }
@@ -255,7 +296,9 @@ impl Checker for AcksRejectionChecker {
             match phase {
                 Phase::Baseline => self.baseline().await,
                 Phase::FaultApplied => {
-                    let Some(leader) = self.leader.clone() else { return };
+                    let Some(leader) = self.leader.clone() else {
+                        return;
+                    };
                     self.applied_ms = ctx.now_ms();
                     self.verdict.timing("fault applied", self.applied_ms);
                     let targets = fault_targets(ctx, &[]);

@@ -88,13 +88,22 @@ impl IsrShrinkChecker {
         let mut spec = TopicSpec::new(&self.topic, ids.len() as i32, 3);
         spec.assignment = Some(rotation(&ids, ids.len().min(3)));
         let observer = self.info.brokers[0].direct_client;
-        match client::create_topic(&self.info.bootstrap(), observer, &spec, Duration::from_secs(30)).await {
+        match client::create_topic(
+            &self.info.bootstrap(),
+            observer,
+            &spec,
+            Duration::from_secs(30),
+        )
+        .await
+        {
             Ok(parts) => {
-                self.verdict.evidence(format!("topic {} created: {parts:?}", self.topic));
+                self.verdict
+                    .evidence(format!("topic {} created: {parts:?}", self.topic));
                 self.partitions = parts;
             }
             Err(e) => {
-                self.verdict.fail(format!("cannot create topic {}: {e}", self.topic));
+                self.verdict
+                    .fail(format!("cannot create topic {}: {e}", self.topic));
                 return;
             }
         }
@@ -116,7 +125,8 @@ impl IsrShrinkChecker {
             .filter_map(|n| self.info.by_name(n).map(|b| b.id))
             .collect();
         if target_ids.is_empty() {
-            self.verdict.fail(format!("no follower to watch: fault targets {targets:?}"));
+            self.verdict
+                .fail(format!("no follower to watch: fault targets {targets:?}"));
             return;
         }
         for p in &self.partitions {
@@ -127,7 +137,10 @@ impl IsrShrinkChecker {
             }
         }
         if self.watched.is_empty() {
-            self.verdict.fail(format!("{targets:?} follow no partition of {} whose leader is reachable", self.topic));
+            self.verdict.fail(format!(
+                "{targets:?} follow no partition of {} whose leader is reachable",
+                self.topic
+            ));
             return;
         }
         self.verdict.evidence(format!(
@@ -153,20 +166,30 @@ impl IsrShrinkChecker {
                     let Some(addr) = info.by_id(*leader).map(|b| b.direct_client) else {
                         continue;
                     };
-                    if let Ok(p) = client::partition_from(addr, &topic, *partition, Duration::from_secs(2)).await
+                    if let Ok(p) =
+                        client::partition_from(addr, &topic, *partition, Duration::from_secs(2))
+                            .await
                         && p.isr.contains(follower) == want_in_isr
                     {
                         seen[i] = Some(started.elapsed().as_millis() as u64);
                     }
                 }
-                if seen.iter().all(Option::is_some) || sleep_or_stop(&mut stop, Duration::from_millis(200)).await {
+                if seen.iter().all(Option::is_some)
+                    || sleep_or_stop(&mut stop, Duration::from_millis(200)).await
+                {
                     return seen;
                 }
             }
         })
     }
 
-    async fn collect(&mut self, what: &str, since_ms: u64, within: Duration, watcher: Option<Watcher<Vec<Option<u64>>>>) {
+    async fn collect(
+        &mut self,
+        what: &str,
+        since_ms: u64,
+        within: Duration,
+        watcher: Option<Watcher<Vec<Option<u64>>>>,
+    ) {
         let Some(w) = watcher else { return };
         let seen = match w.finish().await {
             Ok(s) => s,
@@ -184,14 +207,18 @@ impl IsrShrinkChecker {
             );
             match at {
                 Some(at) if at.saturating_sub(since_ms) <= within.as_millis() as u64 => {
-                    self.verdict.evidence(format!("{who}: {what} {} ms after", at - since_ms.min(at)));
-                    self.verdict.timing(format!("{} {what}", self.info.name_of(follower)), at);
+                    self.verdict
+                        .evidence(format!("{who}: {what} {} ms after", at - since_ms.min(at)));
+                    self.verdict
+                        .timing(format!("{} {what}", self.info.name_of(follower)), at);
                 }
                 Some(at) => self.verdict.fail(format!(
                     "{who}: {what} only {} ms after, limit {within:?}",
                     at.saturating_sub(since_ms)
                 )),
-                None => self.verdict.fail(format!("{who}: never {what} (limit {within:?})")),
+                None => self
+                    .verdict
+                    .fail(format!("{who}: never {what} (limit {within:?})")),
             }
         }
     }
@@ -215,18 +242,27 @@ async fn produce_loop(
             let producer = producer.clone();
             let topic = topic.to_string();
             let payload = format!("isr-{seq}");
-            inflight.spawn(async move { client::send(&producer, &topic, p, &payload).await.is_ok() });
+            inflight
+                .spawn(async move { client::send(&producer, &topic, p, &payload).await.is_ok() });
             seq += 1;
         }
         while let Some(done) = inflight.try_join_next() {
-            if matches!(done, Ok(true)) { ok += 1 } else { failed += 1 }
+            if matches!(done, Ok(true)) {
+                ok += 1
+            } else {
+                failed += 1
+            }
         }
         if sleep_or_stop(stop, Duration::from_millis(100)).await {
             break;
         }
     }
     while let Some(done) = inflight.join_next().await {
-        if matches!(done, Ok(true)) { ok += 1 } else { failed += 1 }
+        if matches!(done, Ok(true)) {
+            ok += 1
+        } else {
+            failed += 1
+        }
     }
     (ok, failed)
 }
@@ -244,7 +280,8 @@ impl Checker for IsrShrinkChecker {
                 Phase::HoldEnd => {
                     let applied = self.verdict.timings.first().map(|t| t.at_ms).unwrap_or(0);
                     let w = self.shrink.take();
-                    self.collect("left the ISR", applied, self.cfg.shrink_within, w).await;
+                    self.collect("left the ISR", applied, self.cfg.shrink_within, w)
+                        .await;
                 }
                 Phase::Healed => {
                     self.verdict.timing("healed", ctx.now_ms());
@@ -264,12 +301,14 @@ impl Checker for IsrShrinkChecker {
                     if let Some(w) = self.rejoin.take() {
                         let limit = Duration::from_millis(healed) + self.cfg.rejoin_within;
                         w.wait_until(ctx.started + limit).await;
-                        self.collect("rejoined the ISR", healed, self.cfg.rejoin_within, Some(w)).await;
+                        self.collect("rejoined the ISR", healed, self.cfg.rejoin_within, Some(w))
+                            .await;
                     }
                     if let Some(load) = self.load.take()
                         && let Ok((ok, failed)) = load.finish().await
                     {
-                        self.verdict.evidence(format!("acks=1 load: {ok} acknowledged, {failed} failed"));
+                        self.verdict
+                            .evidence(format!("acks=1 load: {ok} acknowledged, {failed} failed"));
                     }
                 }
             }

@@ -89,9 +89,20 @@ impl LeaderStepDownChecker {
         let mut spec = TopicSpec::new(&self.topic, ids.len() as i32, 3);
         spec.assignment = Some(rotation(&ids, ids.len().min(3)));
         let observer = self.info.brokers[0].direct_client;
-        match client::create_topic(&self.info.bootstrap(), observer, &spec, Duration::from_secs(30)).await {
+        match client::create_topic(
+            &self.info.bootstrap(),
+            observer,
+            &spec,
+            Duration::from_secs(30),
+        )
+        .await
+        {
             Ok(parts) => self.partitions = parts,
-            Err(e) => return self.verdict.fail(format!("cannot create topic {}: {e}", self.topic)),
+            Err(e) => {
+                return self
+                    .verdict
+                    .fail(format!("cannot create topic {}: {e}", self.topic));
+            }
         }
         self.controller = active_controller(&self.info).await;
         self.verdict.evidence(format!(
@@ -143,7 +154,17 @@ impl LeaderStepDownChecker {
         let topic = self.topic.clone();
         let started = ctx.started;
         self.watch = Some(Watcher::spawn(move |mut stop| async move {
-            watch_moves(info, topic, majority, target_ids, watched, baseline_epoch, started, &mut stop).await
+            watch_moves(
+                info,
+                topic,
+                majority,
+                target_ids,
+                watched,
+                baseline_epoch,
+                started,
+                &mut stop,
+            )
+            .await
         }));
     }
 
@@ -158,7 +179,8 @@ impl LeaderStepDownChecker {
                         self.info.name_of(leader),
                         at.saturating_sub(self.applied_ms)
                     ));
-                    self.verdict.timing(format!("{}-{partition} new leader", self.topic), at);
+                    self.verdict
+                        .timing(format!("{}-{partition} new leader", self.topic), at);
                 }
                 Some((_, at)) => self.verdict.fail(format!(
                     "{}-{partition}: leader moved only {} ms after the fault, limit {:?}",
@@ -208,9 +230,13 @@ async fn watch_moves(
     let now = || started.elapsed().as_millis() as u64;
     loop {
         for name in &majority {
-            let Some(b) = info.by_name(name) else { continue };
+            let Some(b) = info.by_name(name) else {
+                continue;
+            };
             if moves.partitions.iter().any(|(_, m)| m.is_none())
-                && let Ok(view) = client::metadata_from(b.direct_client, Some(&topic), Duration::from_secs(2)).await
+                && let Ok(view) =
+                    client::metadata_from(b.direct_client, Some(&topic), Duration::from_secs(2))
+                        .await
             {
                 for (partition, moved) in moves.partitions.iter_mut() {
                     if moved.is_some() {
@@ -274,7 +300,11 @@ impl Checker for LeaderStepDownChecker {
                     "leadership left the isolated broker(s) {:?} within {:?}{}",
                     self.targets,
                     self.cfg.within,
-                    if self.expect_controller_move { ", and so did the KRaft controller" } else { "" }
+                    if self.expect_controller_move {
+                        ", and so did the KRaft controller"
+                    } else {
+                        ""
+                    }
                 ));
             }
         }

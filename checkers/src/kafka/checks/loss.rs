@@ -89,7 +89,15 @@ struct Load {
 
 /// Runs `load` until stopped; waits for answers to every send before returning.
 async fn produce(load: Load, mut stop: tokio::sync::watch::Receiver<bool>) -> Vec<Sent> {
-    let Load { bootstrap, topic, partitions, levels, label, interval, started } = load;
+    let Load {
+        bootstrap,
+        topic,
+        partitions,
+        levels,
+        label,
+        interval,
+        started,
+    } = load;
     let mut producers = Vec::new();
     for acks in &levels {
         match client::producer(&bootstrap, *acks, Duration::from_secs(2)) {
@@ -108,7 +116,15 @@ async fn produce(load: Load, mut stop: tokio::sync::watch::Receiver<bool>) -> Ve
             inflight.spawn(async move {
                 let sent_ms = now();
                 let result = client::send(&producer, &topic, partition, &payload).await;
-                Sent { acks, partition, seq, payload, sent_ms, done_ms: now(), result }
+                Sent {
+                    acks,
+                    partition,
+                    seq,
+                    payload,
+                    sent_ms,
+                    done_ms: now(),
+                    result,
+                }
             });
         }
         seq += 1;
@@ -137,19 +153,28 @@ async fn read_back(
     let observer = info.brokers[0].direct_client;
     loop {
         match client::metadata_from(observer, Some(topic), Duration::from_secs(2)).await {
-            Ok(v) if v.partitions.len() == partitions as usize
-                && v.partitions.iter().all(|p| p.leader >= 0 && p.isr.len() == p.replicas.len()) => break,
+            Ok(v)
+                if v.partitions.len() == partitions as usize
+                    && v.partitions
+                        .iter()
+                        .all(|p| p.leader >= 0 && p.isr.len() == p.replicas.len()) =>
+            {
+                break;
+            }
             other if Instant::now() >= deadline => {
-                return Err(format!("{topic} has no full ISR {within:?} after the heal: {other:?}"));
+                return Err(format!(
+                    "{topic} has no full ISR {within:?} after the heal: {other:?}"
+                ));
             }
             _ => tokio::time::sleep(Duration::from_millis(250)).await,
         }
     }
     let mut logs = HashMap::new();
     for p in 0..partitions {
-        let log = client::read_partition(&info.direct_bootstrap(), topic, p, Duration::from_secs(20))
-            .await
-            .map_err(|e| e.to_string())?;
+        let log =
+            client::read_partition(&info.direct_bootstrap(), topic, p, Duration::from_secs(20))
+                .await
+                .map_err(|e| e.to_string())?;
         logs.insert(p, log);
     }
     Ok(logs)
@@ -217,15 +242,28 @@ impl LeaderIsolationChecker {
             Some(l) => Some(l.clone()),
             None => active_controller(&self.info).await.map(|(n, _)| n),
         };
-        let Some((leader, id)) = leader.and_then(|l| self.info.by_name(&l).map(|b| (l.clone(), b.id))) else {
-            return self.verdict.fail("no leader for the topic (no active controller?)");
+        let Some((leader, id)) =
+            leader.and_then(|l| self.info.by_name(&l).map(|b| (l.clone(), b.id)))
+        else {
+            return self
+                .verdict
+                .fail("no leader for the topic (no active controller?)");
         };
         let ids: Vec<i32> = self.info.brokers.iter().map(|b| b.id).collect();
         let mut spec = TopicSpec::new(&self.topic, 1, 3).config("min.insync.replicas", "2");
         spec.assignment = Some(led_by(&ids, id, 3));
         let observer = self.info.brokers[0].direct_client;
-        if let Err(e) = client::create_topic(&self.info.bootstrap(), observer, &spec, Duration::from_secs(30)).await {
-            return self.verdict.fail(format!("cannot create topic {}: {e}", self.topic));
+        if let Err(e) = client::create_topic(
+            &self.info.bootstrap(),
+            observer,
+            &spec,
+            Duration::from_secs(30),
+        )
+        .await
+        {
+            return self
+                .verdict
+                .fail(format!("cannot create topic {}: {e}", self.topic));
         }
         let (tx, rx) = tokio::sync::watch::channel(false);
         let _ = tx.send(true);
@@ -245,21 +283,38 @@ impl LeaderIsolationChecker {
         .await;
         let ok = self.baseline.iter().filter(|s| s.result.is_ok()).count();
         if ok == 0 {
-            return self.verdict.fail(format!("baseline acks=all produce failed: {:?}", self.baseline));
+            return self.verdict.fail(format!(
+                "baseline acks=all produce failed: {:?}",
+                self.baseline
+            ));
         }
-        self.verdict.evidence(format!("topic {} led by {leader}; {ok} baseline acks=all record(s) acknowledged", self.topic));
+        self.verdict.evidence(format!(
+            "topic {} led by {leader}; {ok} baseline acks=all record(s) acknowledged",
+            self.topic
+        ));
         self.leader = Some(leader);
     }
 
     fn judge(&mut self, during: Vec<Sent>, logs: &HashMap<i32, Vec<(i64, String)>>) {
         let leader = self.leader.clone().unwrap_or_default();
         let in_fault = |s: &&Sent| s.result.is_ok() && s.done_ms < self.healed_ms;
-        let ones: Vec<&Sent> = during.iter().filter(|s| s.acks == Acks::One).filter(in_fault).collect();
-        let alls: Vec<&Sent> = during.iter().filter(|s| s.acks == Acks::All).filter(in_fault).collect();
-        let errors: BTreeMap<String, usize> = during.iter().filter_map(|s| s.result.as_ref().err()).fold(BTreeMap::new(), |mut m, e| {
-            *m.entry(e.clone()).or_default() += 1;
-            m
-        });
+        let ones: Vec<&Sent> = during
+            .iter()
+            .filter(|s| s.acks == Acks::One)
+            .filter(in_fault)
+            .collect();
+        let alls: Vec<&Sent> = during
+            .iter()
+            .filter(|s| s.acks == Acks::All)
+            .filter(in_fault)
+            .collect();
+        let errors: BTreeMap<String, usize> = during
+            .iter()
+            .filter_map(|s| s.result.as_ref().err())
+            .fold(BTreeMap::new(), |mut m, e| {
+                *m.entry(e.clone()).or_default() += 1;
+                m
+            });
         self.verdict.evidence(format!(
             "during the isolation of {leader}: {} acks=1 and {} acks=all acknowledged; errors {errors:?}",
             ones.len(),
@@ -279,19 +334,29 @@ impl LeaderIsolationChecker {
         let mut all_sent = self.baseline.clone();
         all_sent.extend(during);
         let found = judge_history(&all_sent, logs);
-        let lost_ones: Vec<i64> = found.lost.iter().filter(|l| l.3 == Acks::One).map(|l| l.1).collect();
-        let lost_alls: Vec<&(i32, i64, String, Acks)> = found.lost.iter().filter(|l| l.3 == Acks::All).collect();
+        let lost_ones: Vec<i64> = found
+            .lost
+            .iter()
+            .filter(|l| l.3 == Acks::One)
+            .map(|l| l.1)
+            .collect();
+        let lost_alls: Vec<&(i32, i64, String, Acks)> =
+            found.lost.iter().filter(|l| l.3 == Acks::All).collect();
         self.verdict.evidence(format!(
             "after the heal: {} of {} acknowledged acks=1 record(s) lost to truncation, offsets {lost_ones:?}",
             lost_ones.len(),
             all_sent.iter().filter(|s| s.acks == Acks::One && s.result.is_ok()).count()
         ));
         if !lost_alls.is_empty() {
-            self.verdict.fail(format!("acknowledged acks=all records lost: {lost_alls:?}"));
+            self.verdict
+                .fail(format!("acknowledged acks=all records lost: {lost_alls:?}"));
         } else {
             self.verdict.evidence(format!(
                 "no acks=all record lost ({} acknowledged in total)",
-                all_sent.iter().filter(|s| s.acks == Acks::All && s.result.is_ok()).count()
+                all_sent
+                    .iter()
+                    .filter(|s| s.acks == Acks::All && s.result.is_ok())
+                    .count()
             ));
         }
     }
@@ -307,12 +372,16 @@ impl Checker for LeaderIsolationChecker {
             match phase {
                 Phase::Baseline => self.baseline(ctx).await,
                 Phase::FaultApplied => {
-                    let Some(leader) = self.leader.clone() else { return };
+                    let Some(leader) = self.leader.clone() else {
+                        return;
+                    };
                     self.applied_ms = ctx.now_ms();
                     self.verdict.timing("fault applied", self.applied_ms);
                     let targets = fault_targets(ctx, &[]);
                     if !targets.contains(&leader) {
-                        self.verdict.evidence(format!("note: the fault targets {targets:?}, the topic is led by {leader}"));
+                        self.verdict.evidence(format!(
+                            "note: the fault targets {targets:?}, the topic is led by {leader}"
+                        ));
                     }
                     // A client on the leader's side: it only knows the leader.
                     let load = Load {
@@ -416,7 +485,14 @@ pub struct NoLostRecordsChecker {
 impl NoLostRecordsChecker {
     pub fn new(info: ClusterInfo, cfg: NoLostConfig) -> Self {
         let topic = format!("{}-{:06x}", cfg.topic, rand::random::<u32>() & 0xff_ffff);
-        Self { info, cfg, topic, load: None, sent: Vec::new(), verdict: Verdict::new("kafka-no-lost-records") }
+        Self {
+            info,
+            cfg,
+            topic,
+            load: None,
+            sent: Vec::new(),
+            verdict: Verdict::new("kafka-no-lost-records"),
+        }
     }
 
     /// The topic the checker writes (tests use it to tamper with the log).
@@ -425,11 +501,22 @@ impl NoLostRecordsChecker {
     }
 
     async fn baseline(&mut self, ctx: &ScenarioContext) {
-        let spec = TopicSpec::new(&self.topic, self.cfg.partitions, 3)
-            .config("min.insync.replicas", &self.cfg.min_insync_replicas.to_string());
+        let spec = TopicSpec::new(&self.topic, self.cfg.partitions, 3).config(
+            "min.insync.replicas",
+            &self.cfg.min_insync_replicas.to_string(),
+        );
         let observer = self.info.brokers[0].direct_client;
-        if let Err(e) = client::create_topic(&self.info.bootstrap(), observer, &spec, Duration::from_secs(30)).await {
-            return self.verdict.fail(format!("cannot create topic {}: {e}", self.topic));
+        if let Err(e) = client::create_topic(
+            &self.info.bootstrap(),
+            observer,
+            &spec,
+            Duration::from_secs(30),
+        )
+        .await
+        {
+            return self
+                .verdict
+                .fail(format!("cannot create topic {}: {e}", self.topic));
         }
         let load = Load {
             bootstrap: self.info.bootstrap(),
@@ -449,7 +536,14 @@ impl NoLostRecordsChecker {
             Ok(s) => s,
             Err(e) => return self.verdict.fail(e),
         };
-        let logs = match read_back(&self.info, &self.topic, self.cfg.partitions, self.cfg.recover_within).await {
+        let logs = match read_back(
+            &self.info,
+            &self.topic,
+            self.cfg.partitions,
+            self.cfg.recover_within,
+        )
+        .await
+        {
             Ok(l) => l,
             Err(e) => return self.verdict.fail(e),
         };
@@ -458,20 +552,31 @@ impl NoLostRecordsChecker {
         self.verdict.evidence(format!(
             "{} acks=all records acknowledged, {failed} not acknowledged; log sizes {:?}",
             found.acknowledged,
-            logs.iter().map(|(p, l)| (*p, l.len())).collect::<BTreeMap<_, _>>()
+            logs.iter()
+                .map(|(p, l)| (*p, l.len()))
+                .collect::<BTreeMap<_, _>>()
         ));
         if found.acknowledged == 0 {
-            self.verdict.fail("no record was acknowledged: nothing to verify");
+            self.verdict
+                .fail("no record was acknowledged: nothing to verify");
         }
         if !found.lost.is_empty() {
             self.verdict.fail(format!(
                 "{} acknowledged record(s) lost, first (partition, offset, payload): {:?}",
                 found.lost.len(),
-                found.lost.iter().take(10).map(|l| (l.0, l.1, &l.2)).collect::<Vec<_>>()
+                found
+                    .lost
+                    .iter()
+                    .take(10)
+                    .map(|l| (l.0, l.1, &l.2))
+                    .collect::<Vec<_>>()
             ));
         }
         if !found.reordered.is_empty() {
-            self.verdict.fail(format!("acknowledged records out of send order: {:?}", found.reordered));
+            self.verdict.fail(format!(
+                "acknowledged records out of send order: {:?}",
+                found.reordered
+            ));
         }
     }
 }
@@ -512,12 +617,24 @@ mod tests {
     use super::*;
 
     fn sent(partition: i32, seq: u64, offset: Result<i64, String>, acks: Acks) -> Sent {
-        Sent { acks, partition, seq, payload: format!("p{partition}-{seq}"), sent_ms: 0, done_ms: 0, result: offset }
+        Sent {
+            acks,
+            partition,
+            seq,
+            payload: format!("p{partition}-{seq}"),
+            sent_ms: 0,
+            done_ms: 0,
+            result: offset,
+        }
     }
 
     #[test]
     fn complete_history_passes() {
-        let s = vec![sent(0, 0, Ok(0), Acks::All), sent(0, 1, Ok(1), Acks::All), sent(0, 2, Err("x".into()), Acks::All)];
+        let s = vec![
+            sent(0, 0, Ok(0), Acks::All),
+            sent(0, 1, Ok(1), Acks::All),
+            sent(0, 2, Err("x".into()), Acks::All),
+        ];
         let logs = HashMap::from([(0, vec![(0, "p0-0".to_string()), (1, "p0-1".to_string())])]);
         let f = judge_history(&s, &logs);
         assert_eq!(f.acknowledged, 2);
@@ -526,7 +643,11 @@ mod tests {
 
     #[test]
     fn truncated_and_overwritten_offsets_are_lost() {
-        let s = vec![sent(0, 0, Ok(0), Acks::All), sent(0, 1, Ok(1), Acks::One), sent(0, 2, Ok(2), Acks::One)];
+        let s = vec![
+            sent(0, 0, Ok(0), Acks::All),
+            sent(0, 1, Ok(1), Acks::One),
+            sent(0, 2, Ok(2), Acks::One),
+        ];
         // Offset 1 was overwritten by the new leader, offset 2 truncated away.
         let logs = HashMap::from([(0, vec![(0, "p0-0".to_string()), (1, "other".to_string())])]);
         let f = judge_history(&s, &logs);

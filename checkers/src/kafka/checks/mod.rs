@@ -35,8 +35,10 @@ pub fn humantime_de<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Erro
         .map_err(|e| serde::de::Error::custom(format!("invalid duration {text:?}: {e}")))
 }
 
-/// The nodes a fault is aimed at: an explicit list, else the `target` / `leader`
-/// binding, else the nodes the fault left without a majority.
+/// The nodes a fault is aimed at: an explicit list, else the `target` binding, else
+/// the nodes the fault left without a quorum, else the nodes named in every
+/// node-to-node rule (an inline cut of one node on some endpoints). The `leader`
+/// binding alone says nothing: the runner binds every role for every fault.
 pub fn fault_targets(ctx: &ScenarioContext, explicit: &[String]) -> Vec<String> {
     if !explicit.is_empty() {
         return explicit.to_vec();
@@ -44,12 +46,25 @@ pub fn fault_targets(ctx: &ScenarioContext, explicit: &[String]) -> Vec<String> 
     let Some(fault) = &ctx.fault else {
         return Vec::new();
     };
-    for role in ["target", "leader"] {
-        if let Some(node) = fault.bindings.get(role) {
-            return vec![node.clone()];
-        }
+    if let Some(node) = fault.bindings.get("target") {
+        return vec![node.clone()];
     }
-    fault.minority.clone()
+    if !fault.minority.is_empty() {
+        return fault.minority.clone();
+    }
+    let between_nodes: Vec<_> = fault
+        .rules
+        .iter()
+        .filter(|r| ctx.nodes.contains(&r.from) && ctx.nodes.contains(&r.to))
+        .collect();
+    if between_nodes.is_empty() {
+        return Vec::new();
+    }
+    ctx.nodes
+        .iter()
+        .filter(|n| between_nodes.iter().all(|r| &r.from == *n || &r.to == *n))
+        .cloned()
+        .collect()
 }
 
 /// The active KRaft controller: the node that answers DescribeQuorum as leader with
@@ -59,7 +74,9 @@ pub async fn active_controller(info: &ClusterInfo) -> Option<(String, QuorumView
     for b in &info.brokers {
         if let Ok(view) = describe_quorum(b.direct_controller, Duration::from_secs(2)).await
             && view.is_leader()
-            && best.as_ref().is_none_or(|(_, v)| v.leader_epoch < view.leader_epoch)
+            && best
+                .as_ref()
+                .is_none_or(|(_, v)| v.leader_epoch < view.leader_epoch)
         {
             best = Some((b.name.clone(), view));
         }
@@ -68,7 +85,10 @@ pub async fn active_controller(info: &ClusterInfo) -> Option<(String, QuorumView
 }
 
 /// Waits for the active controller for up to `timeout`.
-pub async fn wait_controller(info: &ClusterInfo, timeout: Duration) -> Option<(String, QuorumView)> {
+pub async fn wait_controller(
+    info: &ClusterInfo,
+    timeout: Duration,
+) -> Option<(String, QuorumView)> {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         if let Some(found) = active_controller(info).await {
@@ -131,7 +151,9 @@ impl<T: Send + 'static> Watcher<T> {
     /// Tells the task to stop and waits for its result.
     pub async fn finish(self) -> Result<T, String> {
         let _ = self.stop.send(true);
-        self.handle.await.map_err(|e| format!("watcher task failed: {e}"))
+        self.handle
+            .await
+            .map_err(|e| format!("watcher task failed: {e}"))
     }
 }
 
@@ -149,11 +171,63 @@ pub async fn sleep_or_stop(stop: &mut watch::Receiver<bool>, d: Duration) -> boo
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scenario::AppliedFault;
+    use rift_proxy::fault::{Fault, LinkRule};
 
     #[test]
     fn rotation_gives_every_broker_one_lead() {
         let r = rotation(&[1, 2, 3], 3);
         assert_eq!(r, vec![vec![1, 2, 3], vec![2, 3, 1], vec![3, 1, 2]]);
         assert_eq!(led_by(&[1, 2, 3, 4], 3, 3), vec![vec![3, 1, 2]]);
+    }
+
+    fn ctx(fault: Option<AppliedFault>) -> ScenarioContext {
+        ScenarioContext {
+            started: Instant::now(),
+            nodes: vec!["k1".into(), "k2".into(), "k3".into()],
+            hold: Duration::from_secs(1),
+            settle: Duration::from_secs(1),
+            fault,
+            baseline_leader: None,
+        }
+    }
+
+    fn rule(from: &str, to: &str) -> LinkRule {
+        LinkRule {
+            from: from.into(),
+            to: to.into(),
+            fault: Fault::Hold,
+            endpoints: vec!["replication".into()],
+        }
+    }
+
+    #[test]
+    fn targets_come_from_binding_minority_or_rules() {
+        assert!(fault_targets(&ctx(None), &[]).is_empty());
+        assert_eq!(
+            fault_targets(&ctx(None), &["k2".into()]),
+            vec!["k2".to_string()]
+        );
+        let mut f = AppliedFault::default();
+        f.bindings.insert("leader".into(), "k1".into());
+        f.rules = vec![
+            rule("k1", "k2"),
+            rule("k2", "k1"),
+            rule("k1", "k3"),
+            rule("k3", "k1"),
+            rule("client", "k2"),
+        ];
+        // Everyone keeps a quorum on the controller endpoint: k1 is in every cut.
+        assert_eq!(
+            fault_targets(&ctx(Some(f.clone())), &[]),
+            vec!["k1".to_string()]
+        );
+        f.minority = vec!["k3".into()];
+        assert_eq!(
+            fault_targets(&ctx(Some(f.clone())), &[]),
+            vec!["k3".to_string()]
+        );
+        f.bindings.insert("target".into(), "k2".into());
+        assert_eq!(fault_targets(&ctx(Some(f)), &[]), vec!["k2".to_string()]);
     }
 }

@@ -109,7 +109,12 @@ impl QuorumAvailabilityChecker {
     }
 
     fn judge(&mut self, seen: Vec<(String, NodeSeen)>) {
-        let topic_ok = |s: &NodeSeen| s.creates.iter().find(|(_, r)| matches!(r, Ok(0))).map(|(at, _)| *at);
+        let topic_ok = |s: &NodeSeen| {
+            s.creates
+                .iter()
+                .find(|(_, r)| matches!(r, Ok(0)))
+                .map(|(at, _)| *at)
+        };
         if !self.majority.is_empty() {
             let led: Vec<(&String, u64)> = seen
                 .iter()
@@ -118,10 +123,14 @@ impl QuorumAvailabilityChecker {
                 .collect();
             match led.first() {
                 Some((n, at)) => {
-                    self.verdict.evidence(format!("majority side: {n} leads the metadata quorum"));
+                    self.verdict
+                        .evidence(format!("majority side: {n} leads the metadata quorum"));
                     self.verdict.timing(format!("{n} leads the quorum"), *at);
                 }
-                None => self.verdict.fail(format!("no node of the majority side {:?} led the metadata quorum", self.majority)),
+                None => self.verdict.fail(format!(
+                    "no node of the majority side {:?} led the metadata quorum",
+                    self.majority
+                )),
             }
             let created = seen
                 .iter()
@@ -129,13 +138,17 @@ impl QuorumAvailabilityChecker {
                 .find_map(|(n, s)| topic_ok(s).map(|at| (n.clone(), at)));
             match created {
                 Some((n, at)) => {
-                    self.verdict.evidence(format!("majority side: topic created through {n}"));
+                    self.verdict
+                        .evidence(format!("majority side: topic created through {n}"));
                     self.verdict.timing("majority created a topic", at);
                 }
                 None => self.verdict.fail(format!(
                     "the majority side {:?} could not create a topic: {:?}",
                     self.majority,
-                    seen.iter().filter(|(n, _)| self.majority.contains(n)).map(|(n, s)| (n, &s.creates)).collect::<Vec<_>>()
+                    seen.iter()
+                        .filter(|(n, _)| self.majority.contains(n))
+                        .map(|(n, s)| (n, &s.creates))
+                        .collect::<Vec<_>>()
                 )),
             }
         }
@@ -152,7 +165,10 @@ impl QuorumAvailabilityChecker {
                     at.saturating_sub(self.applied_ms)
                 ));
             } else {
-                self.verdict.evidence(format!("{n}: no quorum leadership, topic creation refused: {:?}", s.creates));
+                self.verdict.evidence(format!(
+                    "{n}: no quorum leadership, topic creation refused: {:?}",
+                    s.creates
+                ));
             }
         }
     }
@@ -169,7 +185,11 @@ async fn probe_sides(
 ) -> Vec<(String, NodeSeen)> {
     let wait = grace_end.saturating_duration_since(Instant::now());
     if sleep_or_stop(stop, wait).await {
-        return info.names().into_iter().map(|n| (n, NodeSeen::default())).collect();
+        return info
+            .names()
+            .into_iter()
+            .map(|n| (n, NodeSeen::default()))
+            .collect();
     }
     let mut tasks = Vec::new();
     for b in info.brokers.clone() {
@@ -190,7 +210,11 @@ async fn probe_sides(
                 // probed twice.
                 let done = s.creates.iter().any(|(_, r)| matches!(r, Ok(0)));
                 if (on_majority && !done) || (!on_majority && s.creates.len() < 2) {
-                    let topic = format!("rift-quorum-{}-{round}-{:04x}", b.name, rand::random::<u16>());
+                    let topic = format!(
+                        "rift-quorum-{}-{round}-{:04x}",
+                        b.name,
+                        rand::random::<u16>()
+                    );
                     let at = now();
                     let r = create_topic_at(b.direct_client, &topic, 1, create_timeout)
                         .await
@@ -241,7 +265,10 @@ impl Checker for QuorumAvailabilityChecker {
             if self.applied_ms == 0 {
                 v.fail("no fault phase was observed");
             } else if self.majority.is_empty() {
-                v.pass(format!("no side kept a metadata quorum: {:?} neither led nor created topics", self.minority));
+                v.pass(format!(
+                    "no side kept a metadata quorum: {:?} neither led nor created topics",
+                    self.minority
+                ));
             } else {
                 v.pass(format!(
                     "majority {:?} kept a metadata leader and created a topic; {:?} did neither",

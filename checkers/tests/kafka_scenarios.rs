@@ -1,0 +1,241 @@
+//! Kafka 4.x KRaft behind rift, end to end: one 3-broker lab runs every 3-node Kafka
+//! scenario file in profiles/scenarios/ through the scenario runner, plus the cases in
+//! which each checker must FAIL:
+//! - acks-all-rejection with min.insync.replicas=1 under the same replication cut;
+//! - a "fake isolation" that cuts the leader only on the `client` endpoint (no broker
+//!   traffic crosses it): isr-shrink, leader-step-down and leader-isolation-acks FAIL;
+//! - leader isolation with the producer on the majority side: leader-isolation-acks FAILS
+//!   (the isolated leader acknowledges nothing);
+//! - no-lost-records after acknowledged records are deleted behind its back.
+//!
+//! Needs Java 17 and the Kafka jars (scripts/setup.sh); missing ones fail the test.
+//! One lab is shared by all cases to keep the run within the CI budget.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rift_checkers::kafka::checks::loss::{NoLostConfig, NoLostRecordsChecker};
+use rift_checkers::kafka::system::KafkaCluster;
+use rift_checkers::lab::kafka::{KafkaLab, KafkaLabOptions};
+use rift_checkers::report::Report;
+use rift_checkers::scenario::runner::{RunOptions, run};
+use rift_checkers::scenario::spec::Scenario;
+use rift_checkers::scenario::{Checker, Cluster, Phase, ScenarioContext, Status};
+
+fn scenario_file(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../profiles/scenarios")
+        .join(name)
+}
+
+fn load(name: &str) -> Scenario {
+    Scenario::load(&scenario_file(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// A scenario file with extra TOML appended (more checkers for the FAIL cases).
+fn load_with(name: &str, extra: &str) -> Scenario {
+    let text = std::fs::read_to_string(scenario_file(name)).unwrap();
+    Scenario::parse(&format!("{text}\n{extra}"), name).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+async fn run_scenario(cluster: &KafkaCluster, scenario: &Scenario) -> Report {
+    let t = Instant::now();
+    let report = run(scenario, cluster, &RunOptions { quiet: true })
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", scenario.name));
+    eprintln!("{} ran in {:?}", scenario.name, t.elapsed());
+    for v in &report.verdicts {
+        eprintln!("  {:?} {}: {}", v.status, v.checker, v.summary);
+        for e in &v.evidence {
+            eprintln!("      {e}");
+        }
+    }
+    report
+}
+
+/// Asserts the verdicts' statuses in checker order.
+fn expect(report: &Report, want: &[(&str, Status)]) {
+    let got: Vec<(&str, Status)> = report
+        .verdicts
+        .iter()
+        .map(|v| (v.checker.as_str(), v.status))
+        .collect();
+    assert_eq!(
+        got, want,
+        "{}: verdicts differ (evidence above)",
+        report.scenario
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kafka_three_broker_scenarios() {
+    let t = Instant::now();
+    let lab = KafkaLab::start(3, KafkaLabOptions::default())
+        .await
+        .unwrap_or_else(|e| {
+            panic!("starting a 3-broker Kafka lab failed: {e}\n(run scripts/setup.sh: it installs Java 17 and the Kafka jars)")
+        });
+    eprintln!("lab up in {:?}", t.elapsed());
+    let cluster = KafkaCluster::from_lab(lab);
+    use Status::{Fail, Pass};
+
+    let r = run_scenario(&cluster, &load("kafka-follower-isolation.toml")).await;
+    expect(
+        &r,
+        &[("kafka-isr-shrink", Pass), ("kafka-no-lost-records", Pass)],
+    );
+
+    let r = run_scenario(
+        &cluster,
+        &load_with(
+            "kafka-replication-cut.toml",
+            "[[checker]]\nkind = \"acks-all-rejection\"\ntopic = \"rift-acks-min1\"\nmin_insync_replicas = 1\n",
+        ),
+    )
+    .await;
+    expect(
+        &r,
+        &[
+            ("kafka-acks-all-rejection", Pass),
+            ("kafka-acks-all-rejection", Fail),
+        ],
+    );
+    assert!(
+        r.verdicts[1].summary.contains("never rejected"),
+        "min.insync.replicas=1 must fail for lack of a rejection: {}",
+        r.verdicts[1].summary
+    );
+
+    let r = run_scenario(&cluster, &load("kafka-leader-isolation.toml")).await;
+    expect(
+        &r,
+        &[
+            ("kafka-leader-isolation-acks", Pass),
+            ("kafka-leader-step-down", Pass),
+            ("kafka-quorum-availability", Pass),
+        ],
+    );
+
+    let r = run_scenario(&cluster, &load("kafka-broker-isolation.toml")).await;
+    expect(
+        &r,
+        &[
+            ("kafka-leader-step-down", Pass),
+            ("kafka-quorum-availability", Pass),
+            ("kafka-no-lost-records", Pass),
+        ],
+    );
+
+    // The leader cut from the other brokers only on the client endpoint, which no
+    // broker-to-broker traffic uses: nothing happens, and the checkers must say so.
+    let fake = Scenario::parse(
+        r#"
+name = "kafka-fake-isolation"
+[cluster]
+system = "kafka"
+nodes = 3
+[fault]
+rules = [
+  { from = "leader", to = "follower1", fault = { kind = "hold" }, endpoints = ["client"] },
+  { from = "follower1", to = "leader", fault = { kind = "hold" }, endpoints = ["client"] },
+  { from = "leader", to = "follower2", fault = { kind = "hold" }, endpoints = ["client"] },
+  { from = "follower2", to = "leader", fault = { kind = "hold" }, endpoints = ["client"] },
+]
+[timeline]
+baseline = "2s"
+hold = "8s"
+settle = "2s"
+[[checker]]
+kind = "isr-shrink"
+shrink_within = "6s"
+[[checker]]
+kind = "leader-step-down"
+within = "6s"
+[[checker]]
+kind = "leader-isolation-acks"
+"#,
+        "inline fake isolation",
+    )
+    .unwrap();
+    let r = run_scenario(&cluster, &fake).await;
+    expect(
+        &r,
+        &[
+            ("kafka-isr-shrink", Fail),
+            ("kafka-leader-step-down", Fail),
+            ("kafka-leader-isolation-acks", Fail),
+        ],
+    );
+    assert!(
+        r.verdicts[2].summary.contains("acks=all record"),
+        "{}",
+        r.verdicts[2].summary
+    );
+
+    // Leader isolated but the producer left on the majority side: the isolated leader
+    // acknowledges nothing, so the property "acks=1 is acknowledged by an isolated
+    // leader" does not hold.
+    let mut no_client = load("kafka-leader-isolation.toml");
+    no_client
+        .fault
+        .rules
+        .retain(|r| r.from != "client" && r.to != "client");
+    no_client.checkers.truncate(1);
+    let r = run_scenario(&cluster, &no_client).await;
+    expect(&r, &[("kafka-leader-isolation-acks", Fail)]);
+    assert!(
+        r.verdicts[0].summary.contains("no acks=1 record"),
+        "{}",
+        r.verdicts[0].summary
+    );
+
+    no_lost_records_fails_when_records_vanish(&cluster).await;
+
+    Box::new(cluster).shutdown().await;
+    eprintln!("total {:?}", t.elapsed());
+}
+
+/// Drives no-lost-records by hand and deletes the acknowledged records (DeleteRecords)
+/// before the final read: it must report them lost.
+async fn no_lost_records_fails_when_records_vanish(cluster: &KafkaCluster) {
+    let info = cluster.info().clone();
+    let mut checker = NoLostRecordsChecker::new(
+        info.clone(),
+        NoLostConfig {
+            partitions: 1,
+            ..Default::default()
+        },
+    );
+    let ctx = ScenarioContext {
+        started: Instant::now(),
+        nodes: info.names(),
+        hold: Duration::from_secs(1),
+        settle: Duration::from_secs(1),
+        fault: None,
+        baseline_leader: None,
+    };
+    checker.on_phase(Phase::Baseline, &ctx).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", info.direct_bootstrap())
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(checker.topic(), 0, Offset::End)
+        .unwrap();
+    admin
+        .delete_records(
+            &tpl,
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await
+        .expect("DeleteRecords");
+    checker.on_phase(Phase::Final, &ctx).await;
+    let v = checker.verdict();
+    eprintln!("  {:?} {}: {}", v.status, v.checker, v.summary);
+    assert_eq!(v.status, Status::Fail, "{:?}", v.evidence);
+    assert!(v.summary.contains("lost"), "{}", v.summary);
+}
