@@ -154,6 +154,40 @@ class Cluster:
         return problems
 
 
+def watch_problems(cluster: Cluster, kind: str) -> list[str]:
+    """`rift watch` must name members as the topology does and read their real
+    addresses (a watcher behind rift would be blinded by the partitions it reports)."""
+    problems = []
+    watch = cluster.services.get("watch")
+    if watch is None:
+        return [f"{cluster.origin}: no watch service (the dashboard's cluster gauges come from it)"]
+    where = f"{cluster.origin}: service watch"
+    seen = set()
+    for arg in watch.get("command", []):
+        flag, _, value = arg.partition("=")
+        if flag in ("--etcd", "--kafka-controller"):
+            name, _, addr = value.partition("=")
+            seen.add(name)
+            host, port = url_host_port(addr) if "://" in addr else split_host_port(addr)
+            if name not in cluster.nodes:
+                problems.append(f"{where}: {arg}: {name!r} is not a node of {cluster.topology_origin}")
+            elif host not in (name, cluster.ipv4(name)):
+                problems.append(f"{where}: {arg}: must be {name}'s own address, not {host} (rift would blind the watcher)")
+            else:
+                endpoint = "client" if flag == "--etcd" else "controller"
+                real = cluster.endpoint(name, endpoint)
+                if real is None or split_host_port(real["upstream"])[1] != port:
+                    problems.append(f"{where}: {arg}: port {port} is not {name}'s real {endpoint} port")
+        elif flag == "--kafka-bootstrap":
+            host, port = split_host_port(value)
+            if cluster.is_rift(host) or host not in {cluster.ipv4(n) for n in cluster.nodes}:
+                problems.append(f"{where}: {arg}: must be a node's own address")
+    missing = sorted(set(cluster.nodes) - seen)
+    if missing:
+        problems.append(f"{where}: does not watch {', '.join(missing)}")
+    return problems
+
+
 def flag_map(command: list[str]) -> dict[str, str]:
     out = {}
     for arg in command:
@@ -188,7 +222,7 @@ def etcd_problems(cluster: Cluster) -> list[str]:
         for entry in flags.get("initial-cluster", "").split(","):
             name, _, url = entry.partition("=")
             problems += cluster.check_advertised(name, f"--initial-cluster of {service}", *url_host_port(url), "peer")
-    return problems + cluster.check_nodes(members)
+    return problems + cluster.check_nodes(members) + watch_problems(cluster, "etcd")
 
 
 def kafka_problems(cluster: Cluster) -> list[str]:
@@ -232,19 +266,21 @@ def kafka_problems(cluster: Cluster) -> list[str]:
             problems.append(f"{cluster.origin}: controller voter {voter}: no service has KAFKA_NODE_ID {node_id}")
             continue
         problems += cluster.check_advertised(service, "controller voter", *split_host_port(addr), "controller")
-    return problems + cluster.check_nodes(members)
+    return problems + cluster.check_nodes(members) + watch_problems(cluster, "kafka")
 
 
-METRIC_CALL = re.compile(r'(?:counter|gauge|histogram)!\(\s*"(rift_[a-z0-9_]+)"')
+# Metric names appear in rift's Rust code as string literals: in metrics macros
+# (proxy) or in the samples `rift watch` renders (checkers).
+METRIC_LITERAL = re.compile(r'"(rift_[a-z0-9_]+)"')
 PROMQL_NAME = re.compile(r"\b(rift_[a-z0-9_]+)\b")
 
 
 def rift_metric_names(roots: list[Path] | None = None) -> set[str]:
-    """Every metric name rift's Rust code registers (metrics crate macros)."""
+    """Every `rift_*` name that rift's Rust code spells out as a string literal."""
     names = set()
     for root in roots or [REPO / "proxy" / "src", REPO / "checkers" / "src", REPO / "src"]:
         for path in root.rglob("*.rs"):
-            names.update(METRIC_CALL.findall(path.read_text(encoding="utf-8")))
+            names.update(METRIC_LITERAL.findall(path.read_text(encoding="utf-8")))
     return names
 
 
@@ -268,5 +304,5 @@ def dashboard_problems(dashboard: dict, known: set[str], datasource_uid: str, or
             for name in names:
                 base = re.sub(r"_(bucket|sum|count)$", "", name)
                 if name not in known and base not in known:
-                    problems.append(f"{origin}: panel {title!r}: metric {name} is not registered anywhere in rift's code")
+                    problems.append(f"{origin}: panel {title!r}: metric {name} is not named anywhere in rift's code")
     return problems

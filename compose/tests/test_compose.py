@@ -145,6 +145,21 @@ def test_drift_rift_mounting_the_wrong_topology_is_caught():
     assert any("must mount ./rift-kafka.toml" in p for p in found), found
 
 
+def test_drift_watcher_reading_through_rift_is_caught():
+    compose = load_yaml(COMPOSE_DIR / "etcd.yml")
+    cmd = compose["services"]["watch"]["command"]
+    cmd[cmd.index("--etcd=etcd2=http://etcd2:2379")] = "--etcd=etcd2=http://rift:22379"
+    found = problems("etcd", compose=compose)
+    assert any("etcd2" in p and "blind" in p for p in found), found
+
+
+def test_drift_watcher_missing_a_node_is_caught():
+    compose = load_yaml(COMPOSE_DIR / "kafka.yml")
+    compose["services"]["watch"]["command"].remove("--kafka-controller=kafka3=172.29.0.13:9093")
+    found = problems("kafka", compose=compose)
+    assert any("does not watch kafka3" in p for p in found), found
+
+
 def test_prometheus_config_passes_promtool():
     promtool = shutil.which("promtool")
     assert promtool, "promtool not found: run scripts/setup.sh (installs the Debian package prometheus)"
@@ -173,7 +188,7 @@ def test_prometheus_scrapes_rift_and_the_watcher_where_they_listen(kind):
     api_port = c.topology["api"]["listen"].rsplit(":", 1)[1]
     assert f"rift:{api_port}" in targets
     watch_cmd = c.services["watch"]["command"]
-    listen = next(a.split("=", 1)[1] for a in watch_cmd if a.startswith("--metrics-listen="))
+    listen = next(a.split("=", 1)[1] for a in watch_cmd if a.startswith("--listen="))
     assert f"watch:{listen.rsplit(':', 1)[1]}" in targets
     assert c.services["prometheus"]["volumes"][0].startswith("./prometheus/prometheus.yml:")
 
