@@ -68,10 +68,11 @@ fn default_rift_bin() -> PathBuf {
     target_dir.join("release/rift")
 }
 
-fn main() -> Result<()> {
+fn main() -> Result<std::process::ExitCode> {
     let args = Args::parse();
     if args.serve_echo {
-        return echo::serve_process().context("echo server process");
+        echo::serve_process().context("echo server process")?;
+        return Ok(std::process::ExitCode::SUCCESS);
     }
     let plan = run::Plan::new(&args);
     let bins = Binaries {
@@ -101,5 +102,12 @@ fn main() -> Result<()> {
         );
     }
     println!("{markdown}");
-    Ok(())
+    let failures = report.failures();
+    if failures.is_empty() {
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
+    for f in &failures {
+        eprintln!("rift-bench: FAILED: {f}");
+    }
+    Ok(std::process::ExitCode::FAILURE)
 }

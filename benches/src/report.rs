@@ -25,6 +25,9 @@ pub struct Report {
     pub goals: Vec<Goal>,
 }
 
+/// How a skip reason starts when the target was installed but would not run.
+pub const START_FAILED: &str = "failed to start";
+
 #[derive(Debug, Serialize)]
 pub struct TargetStatus {
     pub target: String,
@@ -151,6 +154,46 @@ impl Report {
         let d = self.latency(workload, "direct")?;
         let t = self.latency(workload, target)?;
         Some((t.p50_us - d.p50_us, t.p99_us - d.p99_us))
+    }
+
+    /// What went wrong in this run (as opposed to what was slow): a target that was
+    /// installed but failed to start, a workload that errored, a partition that did not
+    /// stop every connection or lost held bytes. The smoke run fails on any of these.
+    pub fn failures(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for t in &self.targets {
+            if let Some(reason) = t.skipped.as_deref().filter(|r| r.starts_with(START_FAILED)) {
+                out.push(format!("{}: {reason}", t.target));
+            }
+        }
+        for r in &self.latency {
+            if let Outcome::Failed { error } = &r.result {
+                out.push(format!("{} via {}: {error}", r.workload, r.target));
+            }
+        }
+        for r in &self.throughput {
+            if let Some(error) = &r.error {
+                out.push(format!("bulk via {}: {error}", r.target));
+            }
+        }
+        for r in &self.idle {
+            if let Outcome::Failed { error } = &r.result {
+                out.push(format!("idle connections via {}: {error}", r.target));
+            }
+        }
+        match &self.partition {
+            Outcome::Failed { error } => out.push(format!("partition: {error}")),
+            Outcome::Ok(p) if p.still_moving > 0 => out.push(format!(
+                "partition: {} of {} connections still moved bytes after the cut",
+                p.still_moving, p.connections
+            )),
+            Outcome::Ok(p) if p.resumed_after_heal < p.connections => out.push(format!(
+                "partition: only {} of {} held connections were answered after heal",
+                p.resumed_after_heal, p.connections
+            )),
+            _ => {}
+        }
+        out
     }
 
     pub fn to_markdown(&self) -> String {

@@ -12,7 +12,8 @@ use crate::echo::EchoProcess;
 use crate::goals::{self, CONNECT, PING_1K, PING_64};
 use crate::many::{self, Cutter};
 use crate::report::{
-    IdleMemory, IdleRow, LatencyRow, Outcome, Percentiles, Report, TargetStatus, ThroughputRow,
+    IdleMemory, IdleRow, LatencyRow, Outcome, Percentiles, Report, START_FAILED, TargetStatus,
+    ThroughputRow,
 };
 use crate::sys::{self, Machine};
 use crate::targets::{self, Binaries, Kind, RIFT_NODE, StartError, Target};
@@ -167,7 +168,7 @@ pub fn run(
                 });
             }
             Err(StartError::Failed(e)) => {
-                let reason = format!("failed to start: {e:#} (logs in {})", dir.display());
+                let reason = format!("{START_FAILED}: {e:#} (logs in {})", dir.display());
                 eprintln!("rift-bench: skipping {kind}: {reason}");
                 statuses.push(TargetStatus {
                     target: kind.name().into(),
@@ -367,6 +368,11 @@ pub fn run(
         goals: vec![],
     };
     report.goals = goals::evaluate(&report);
+    drop(running);
+    if out.is_none() && report.failures().is_empty() {
+        // Without --out the proxies' configs and logs only matter when something failed.
+        let _ = std::fs::remove_dir_all(&workdir);
+    }
     Ok(report)
 }
 
