@@ -66,6 +66,7 @@ pub struct PutRecord {
     pub member: String,
     pub key: String,
     pub value: String,
+    /// The phase in which the Put completed (set when the workload stops).
     pub phase: String,
     pub start_ms: u64,
     pub end_ms: u64,
@@ -78,6 +79,8 @@ pub struct PutRecord {
 pub struct History {
     pub puts: Vec<PutRecord>,
     pub run_prefix: String,
+    /// (phase, start on the scenario clock), in order; "baseline" from 0.
+    pub phases: Vec<(String, u64)>,
 }
 
 impl History {
@@ -90,7 +93,6 @@ pub type SharedHistory = Arc<Mutex<History>>;
 
 pub struct PutWorkload {
     history: SharedHistory,
-    phase: Arc<Mutex<String>>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -102,8 +104,8 @@ impl PutWorkload {
         let history: SharedHistory = Arc::new(Mutex::new(History {
             puts: vec![],
             run_prefix: run_prefix.clone(),
+            phases: vec![("baseline".to_string(), 0)],
         }));
-        let phase = Arc::new(Mutex::new("baseline".to_string()));
         let (stop, stop_rx) = watch::channel(false);
         let interval = Duration::from_secs_f64(1.0 / f64::from(config.rate.max(1)));
         let tasks = observer
@@ -112,7 +114,6 @@ impl PutWorkload {
             .map(|member| {
                 let observer = observer.clone();
                 let history = history.clone();
-                let phase = phase.clone();
                 let mut stop_rx = stop_rx.clone();
                 let prefix = run_prefix.clone();
                 let timeout = config.timeout;
@@ -132,7 +133,6 @@ impl PutWorkload {
                         let key = format!("{prefix}{member}/{seq:06}");
                         let value = format!("{member}-{seq}-{}", rand::random::<u32>());
                         let start_ms = started.elapsed().as_millis() as u64;
-                        let at_phase = phase.lock().expect("phase lock").clone();
                         let r = observer.put(&member, &key, &value, timeout).await;
                         let (outcome, error) = match r {
                             Ok(_) => (Outcome::Ok, None),
@@ -145,7 +145,7 @@ impl PutWorkload {
                             member: member.clone(),
                             key,
                             value,
-                            phase: at_phase,
+                            phase: String::new(),
                             start_ms,
                             end_ms: started.elapsed().as_millis() as u64,
                             outcome,
@@ -157,7 +157,6 @@ impl PutWorkload {
             .collect();
         Self {
             history,
-            phase,
             stop,
             tasks,
         }
@@ -176,8 +175,9 @@ impl Drop for PutWorkload {
 }
 
 impl Workload for PutWorkload {
-    fn mark_phase(&mut self, phase: &str) {
-        *self.phase.lock().expect("phase lock") = phase.to_string();
+    fn mark_phase(&mut self, phase: &str, at_ms: u64) {
+        let mut h = self.history.lock().expect("history lock");
+        h.phases.push((phase.to_string(), at_ms));
     }
 
     fn stop(&mut self) -> BoxFuture<'_, WorkloadSummary> {
@@ -186,8 +186,23 @@ impl Workload for PutWorkload {
             for t in self.tasks.drain(..) {
                 let _ = t.await;
             }
-            summarize(&self.history.lock().expect("history lock"))
+            let mut h = self.history.lock().expect("history lock");
+            attribute_phases(&mut h);
+            summarize(&h)
         })
+    }
+}
+
+/// Sets each record's phase from its completion time and the phase marks.
+pub fn attribute_phases(h: &mut History) {
+    let phases = h.phases.clone();
+    for p in &mut h.puts {
+        p.phase = phases
+            .iter()
+            .rev()
+            .find(|(_, at)| *at <= p.end_ms)
+            .map(|(name, _)| name.clone())
+            .unwrap_or_else(|| "baseline".to_string());
     }
 }
 
@@ -206,4 +221,49 @@ pub fn summarize(h: &History) -> WorkloadSummary {
     }
     s.acknowledged_by_phase = by_phase;
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(end_ms: u64, outcome: Outcome) -> PutRecord {
+        PutRecord {
+            member: "m".into(),
+            key: format!("k{end_ms}"),
+            value: "v".into(),
+            phase: String::new(),
+            start_ms: end_ms.saturating_sub(500),
+            end_ms,
+            outcome,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn puts_count_in_the_phase_they_completed() {
+        let mut h = History {
+            puts: vec![
+                rec(100, Outcome::Ok),
+                rec(1_500, Outcome::Ok),
+                rec(2_100, Outcome::Ok),
+                rec(2_200, Outcome::Indeterminate),
+                rec(2_300, Outcome::Failed),
+            ],
+            run_prefix: String::new(),
+            phases: vec![
+                ("baseline".into(), 0),
+                ("fault".into(), 1_000),
+                ("settle".into(), 2_000),
+            ],
+        };
+        attribute_phases(&mut h);
+        // Started during the fault, acknowledged after the heal: a settle ack.
+        assert_eq!(h.puts[2].phase, "settle");
+        let s = summarize(&h);
+        assert_eq!((s.acknowledged, s.indeterminate, s.failed), (3, 1, 1));
+        assert_eq!(s.acknowledged_by_phase["baseline"], 1);
+        assert_eq!(s.acknowledged_by_phase["fault"], 1);
+        assert_eq!(s.acknowledged_by_phase["settle"], 1);
+    }
 }

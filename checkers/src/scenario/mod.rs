@@ -218,15 +218,17 @@ pub struct WorkloadSummary {
     pub acknowledged: u64,
     pub failed: u64,
     pub indeterminate: u64,
-    /// Acknowledged operations per phase name.
+    /// Acknowledged operations per phase name, by the time the acknowledgement arrived.
     pub acknowledged_by_phase: BTreeMap<String, u64>,
 }
 
 /// Client operations running for the whole scenario. Checkers that judge the history
 /// (no lost writes) share it with the workload through the system's own types.
 pub trait Workload: Send {
-    /// Marks the start of a phase so operations can be attributed to it.
-    fn mark_phase(&mut self, phase: &str);
+    /// Marks the start of a phase at `at_ms` on the scenario clock. Operations are
+    /// attributed to the phase in which they COMPLETED (an acknowledgement is what
+    /// counts), judged against these marks when the workload stops.
+    fn mark_phase(&mut self, phase: &str, at_ms: u64);
     fn stop(&mut self) -> BoxFuture<'_, WorkloadSummary>;
 }
 

@@ -91,10 +91,11 @@ pub async fn run(
             duration: None,
         })
         .await?;
+    let applied_ms = started.elapsed().as_millis() as u64;
     mark("fault");
     ctx.fault = Some(fault);
     if let Some(w) = workload.as_mut() {
-        w.mark_phase("fault");
+        w.mark_phase("fault", applied_ms);
     }
 
     // From here on the fault is in place: heal whatever happens.
@@ -104,12 +105,15 @@ pub async fn run(
         phase(&mut checkers, Phase::HoldEnd, &ctx).await;
     };
     held.await;
+    // Taken before the heal: an acknowledgement after this instant may owe to the heal,
+    // so it is never counted as one received during the fault.
+    let heal_ms = started.elapsed().as_millis() as u64;
     let healed = cluster.nemesis().heal().await;
     mark("heal");
     healed?;
     progress.line("healed");
     if let Some(w) = workload.as_mut() {
-        w.mark_phase("settle");
+        w.mark_phase("settle", heal_ms);
     }
     phase(&mut checkers, Phase::Healed, &ctx).await;
     progress
