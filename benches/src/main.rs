@@ -38,7 +38,7 @@ pub struct Args {
     /// Write results.md and results.json here.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Rounds of each latency/throughput workload (default: 3, or 1 with --quick).
+    /// Rounds of each latency/throughput workload (default: 15, or 1 with --quick).
     #[arg(long)]
     pub rounds: Option<u32>,
     /// Idle connections opened through each proxy (default: 10000, or 200 with --quick).

@@ -57,8 +57,11 @@ pub struct PartitionTiming {
     pub apply_us: f64,
     /// How long the API call itself took to return.
     pub api_call_us: f64,
-    /// Mean spacing between pings across all connections: the measurement's resolution.
+    /// Mean spacing between echoes observed in the 100 ms before the cut: the
+    /// measurement's resolution (an apply time below it reads as 0).
     pub resolution_us: f64,
+    /// Echoes received in the 100 ms before the cut (proves the connections were live).
+    pub echoes_before_cut: usize,
     /// Connections still exchanging bytes at the end of the observation window (must be 0).
     pub still_moving: usize,
     /// Connections whose held ping was answered after heal (must equal `connections`).
@@ -121,6 +124,11 @@ pub async fn partition_apply(
     }
 
     let t0 = base.elapsed().as_nanos() as u64;
+    let window_before = Duration::from_millis(100).as_nanos() as u64;
+    let echoes_before_cut = last_rx
+        .iter()
+        .filter(|t| t.load(Ordering::Relaxed) > t0.saturating_sub(window_before))
+        .count();
     let call = Instant::now();
     cutter.cut().await.context("applying the partition")?;
     let api_call = call.elapsed();
@@ -157,7 +165,8 @@ pub async fn partition_apply(
         connections: n,
         apply_us: apply_ns as f64 / 1000.0,
         api_call_us: api_call.as_secs_f64() * 1e6,
-        resolution_us: period.as_secs_f64() * 1e6 / n as f64,
+        resolution_us: window_before as f64 / 1000.0 / echoes_before_cut.max(1) as f64,
+        echoes_before_cut,
         still_moving,
         resumed_after_heal: resumed,
         capped_by: None,

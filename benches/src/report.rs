@@ -224,16 +224,27 @@ impl Report {
         md.push_str("\n## Partition applied to live connections (rift only)\n\n");
         match &self.partition {
             Outcome::Ok(p) => {
+                let apply = if p.apply_us > 0.0 {
+                    format!("{:.0} µs", p.apply_us)
+                } else {
+                    "0 (no echo arrived after the call began)".into()
+                };
                 let _ = writeln!(
                     md,
-                    "| connections | apply time (API call to last byte moved) | API call returned | resolution | still moving | resumed after heal |\n|---|---|---|---|---|---|\n| {} | {:.0} µs | {:.0} µs | {:.1} µs | {} | {} |",
+                    "| connections | apply time (API call to last byte moved) | API call returned | resolution | still moving | resumed after heal |\n|---|---|---|---|---|---|\n| {} | {apply} | {:.0} µs | {:.1} µs ({} echoes in the 100 ms before) | {} | {} |",
                     p.connections,
-                    p.apply_us,
                     p.api_call_us,
                     p.resolution_us,
+                    p.echoes_before_cut,
                     p.still_moving,
                     p.resumed_after_heal
                 );
+                if let Some(why) = &p.capped_by {
+                    let _ = writeln!(
+                        md,
+                        "\nConnections capped by {why}: a proxy holds two per connection."
+                    );
+                }
                 md.push_str("\nPeers: n/a (they have no partition control).\n");
             }
             other => {

@@ -53,13 +53,16 @@ impl Plan {
         } else {
             Plan {
                 mode: "full",
-                rounds: 3,
-                ping_iterations: 20_000,
+                // Many short rounds rather than a few long ones: other load on the
+                // machine comes in bursts, and short interleaved slices spread each burst
+                // over every target instead of landing on one.
+                rounds: 15,
+                ping_iterations: 4_000,
                 ping_warmup: 1_000,
-                connects: 2_000,
+                connects: 400,
                 open_loop_rate: 5_000,
-                open_loop_duration: Duration::from_secs(5),
-                bulk_bytes: 1 << 30,
+                open_loop_duration: Duration::from_secs(1),
+                bulk_bytes: 256 << 20,
                 idle_conns: 10_000,
                 partition_conns: 10_000,
                 partition_period: Duration::from_secs(1),
@@ -119,6 +122,7 @@ pub fn run(
     // A proxy holds two descriptors per connection, under the same per-process limit.
     let max_conns = (limit.saturating_sub(200) / 2) as usize;
     let mut plan = plan.clone();
+    let mut capped_by = None;
     for (what, n) in [
         ("idle", &mut plan.idle_conns),
         ("partition", &mut plan.partition_conns),
@@ -128,6 +132,9 @@ pub fn run(
                 "rift-bench: {what} connections capped at {max_conns} (RLIMIT_NOFILE hard limit {limit}; a proxy holds two descriptors per connection)"
             );
             *n = max_conns;
+            capped_by = Some(format!(
+                "the RLIMIT_NOFILE hard limit of {limit} descriptors per process"
+            ));
         }
     }
     if plan.idle_conns == 0 || plan.partition_conns == 0 {
@@ -337,7 +344,10 @@ pub fn run(
                 plan.partition_period,
                 &cutter,
             )) {
-                Ok(t) => Outcome::Ok(t),
+                Ok(t) => Outcome::Ok(many::PartitionTiming {
+                    capped_by: capped_by.clone(),
+                    ..t
+                }),
                 Err(e) => Outcome::Failed {
                     error: format!("{e:#}"),
                 },
