@@ -450,13 +450,13 @@ impl EtcdLab {
     }
 
     pub async fn shutdown(mut self) {
-        // The data is deleted next, so there is nothing to stop gracefully for; a
-        // graceful stop would only have members redial each other (and rift log it).
-        for mut p in self.procs.drain(..) {
-            p.kill();
-        }
+        // The proxy goes first so members dying one by one do not show up as failed
+        // upstream dials; the data is deleted next, so the members are simply killed.
         if let Some(p) = self.proxy.take() {
             p.shutdown().await;
+        }
+        for mut p in self.procs.drain(..) {
+            p.kill();
         }
         let _ = std::fs::remove_dir_all(&self.plan.config.state_dir);
     }
