@@ -114,6 +114,8 @@ impl EtcdMemberPlan {
 #[derive(Debug, Clone, Serialize)]
 pub struct EtcdLabPlan {
     pub config: EtcdLabConfig,
+    /// The resolved etcd executable.
+    pub etcd_exe: PathBuf,
     pub members: Vec<EtcdMemberPlan>,
     pub api_port: u16,
     pub cluster_token: String,
@@ -138,7 +140,18 @@ impl EtcdLabPlan {
                 }
             })
             .collect();
+        // Checked before anything starts, so a missing etcd leaves nothing behind.
+        let etcd_exe = std::fs::canonicalize(&config.etcd_bin)
+            .or_else(|_| which(&config.etcd_bin))
+            .map_err(|_| LabError::Spawn {
+                program: config.etcd_bin.display().to_string(),
+                error: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no such executable (install etcd-server, or set ETCD_BIN)",
+                ),
+            })?;
         Ok(Self {
+            etcd_exe,
             api_port: ports[config.nodes * 4],
             cluster_token: format!("rift-lab-{}", rand::random::<u32>()),
             members,
@@ -292,15 +305,7 @@ pub async fn spawn_members(
     detach: bool,
     procs: &mut Vec<LabProcess>,
 ) -> Result<(), LabError> {
-    let exe = std::fs::canonicalize(&plan.config.etcd_bin)
-        .or_else(|_| which(&plan.config.etcd_bin))
-        .map_err(|_| LabError::Spawn {
-            program: plan.config.etcd_bin.display().to_string(),
-            source: std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                "etcd binary not found (install etcd-server or set ETCD_BIN)",
-            ),
-        })?;
+    let exe = plan.etcd_exe.clone();
     for (i, m) in plan.members.iter().enumerate() {
         let p = LabProcess::spawn(
             &m.name,

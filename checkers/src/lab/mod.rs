@@ -29,15 +29,16 @@ pub const DEFAULT_STATE_DIR: &str = ".rift/lab";
 
 #[derive(Debug, Error)]
 pub enum LabError {
-    #[error("{path}: {source}")]
+    // The io errors are part of the message, not a `source`, so chains print once.
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("cannot start {program}: {source} (run scripts/setup.sh to install it)")]
+    #[error("cannot start {program}: {error} (run scripts/setup.sh to install it)")]
     Spawn {
         program: String,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{path}: {message}")]
     State { path: PathBuf, message: String },
@@ -62,10 +63,10 @@ pub enum LabError {
 }
 
 impl LabError {
-    pub fn io(path: &Path, source: std::io::Error) -> Self {
+    pub fn io(path: &Path, error: std::io::Error) -> Self {
         LabError::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         }
     }
 }
