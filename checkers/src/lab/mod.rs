@@ -29,16 +29,16 @@ pub const DEFAULT_STATE_DIR: &str = ".rift/lab";
 
 #[derive(Debug, Error)]
 pub enum LabError {
-    // The io errors are part of the message, not a `source`, so chains print once.
+    // The io error is part of the message, not a `source`, so chains print it once.
     #[error("{path}: {error}")]
     Io {
         path: PathBuf,
         error: std::io::Error,
     },
-    #[error("cannot start {program}: {error} (run scripts/setup.sh to install it)")]
+    #[error("cannot start {program}: {source} (run scripts/setup.sh to install it)")]
     Spawn {
         program: String,
-        error: std::io::Error,
+        source: std::io::Error,
     },
     #[error("{path}: {message}")]
     State { path: PathBuf, message: String },
