@@ -13,6 +13,7 @@
 //! - [`kafka`]: the Kafka KRaft lab (Maven Central jars, Java 17).
 
 pub mod etcd;
+mod etcd_plan;
 pub mod kafka;
 pub mod process;
 
