@@ -71,6 +71,18 @@ impl Checker for StepDown {
                 Phase::FaultApplied => {
                     self.applied_ms = ctx.now_ms();
                     self.verdict.timing("fault applied", self.applied_ms);
+                    // The leader the fault was aimed at is the one right now (the cut
+                    // has not been noticed yet); an election between baseline and apply
+                    // would otherwise be mistaken for the step-down.
+                    if let Some(now) = self.observer.majority_leader(POLL_TIMEOUT).await
+                        && self.old_leader.as_ref() != Some(&now)
+                    {
+                        self.verdict.evidence(format!(
+                            "leader at apply time: {} at applied term {}",
+                            now.0, now.1
+                        ));
+                        self.old_leader = Some(now);
+                    }
                     let Some((leader, term)) = self.old_leader.clone() else {
                         return;
                     };
