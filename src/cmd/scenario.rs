@@ -74,17 +74,33 @@ pub async fn run(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         ScenarioCommand::Run(r) => run_cmd(r).await,
         ScenarioCommand::Check { files } => {
+            let mut failed = 0;
             for f in &files {
-                let s = Scenario::load(f)?;
-                println!(
-                    "{}: ok ({} on {} nodes, {} checker(s))",
-                    f.display(),
-                    s.name,
-                    s.cluster.system,
-                    s.checkers.len()
-                );
+                match Scenario::load(f)
+                    .map_err(anyhow::Error::from)
+                    .and_then(|s| {
+                        check_profile(&s)?;
+                        Ok(s)
+                    }) {
+                    Ok(s) => println!(
+                        "{}: ok ({}: {} on {} nodes, {} checker(s))",
+                        f.display(),
+                        s.name,
+                        s.cluster.system,
+                        s.cluster.nodes,
+                        s.checkers.len()
+                    ),
+                    Err(e) => {
+                        failed += 1;
+                        eprintln!("error: {e:#}");
+                    }
+                }
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(if failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
     }
 }
@@ -107,6 +123,8 @@ async fn run_cmd(args: RunArgs) -> anyhow::Result<ExitCode> {
             if !args.endpoints.is_empty() {
                 bail!("--endpoint is only used with --attach");
             }
+            // A lab's proxy knows the built-in profiles: catch a typo before starting it.
+            check_profile(&scenario)?;
             let state_dir = args
                 .state_dir
                 .clone()
@@ -151,6 +169,15 @@ fn finish(report: &Report, out: &Path) -> anyhow::Result<ExitCode> {
         Status::Pass => ExitCode::SUCCESS,
         Status::Fail => ExitCode::FAILURE,
     })
+}
+
+fn check_profile(s: &Scenario) -> anyhow::Result<()> {
+    if let Some(p) = &s.fault.profile {
+        rift_proxy::profile::ProfileLibrary::builtin()
+            .get(p)
+            .with_context(|| format!("{}: fault.profile", s.origin))?;
+    }
+    Ok(())
 }
 
 fn default_out(name: &str) -> PathBuf {
