@@ -24,6 +24,7 @@ use rift_checkers::report::Report;
 use rift_checkers::scenario::runner::{RunOptions, run};
 use rift_checkers::scenario::spec::Scenario;
 use rift_checkers::scenario::{Checker, Cluster, Phase, ScenarioContext, Status};
+use rift_proxy::fault::{Fault, LinkRule};
 
 fn scenario_file(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -175,16 +176,24 @@ kind = "leader-isolation-acks"
         r.verdicts[2].summary
     );
 
-    // Leader isolated but the producer left on the majority side: the isolated leader
-    // acknowledges nothing, so the property "acks=1 is acknowledged by an isolated
-    // leader" does not hold.
-    let mut no_client = load("kafka-leader-isolation.toml");
-    no_client
+    // Leader isolated but the producer placed on the majority side (cut from the
+    // leader, the only broker it knows): the isolated leader acknowledges nothing, so
+    // "acks=1 is acknowledged by an isolated leader" does not hold.
+    let mut majority_client = load("kafka-leader-isolation.toml");
+    majority_client
         .fault
         .rules
         .retain(|r| r.from != "client" && r.to != "client");
-    no_client.checkers.truncate(1);
-    let r = run_scenario(&cluster, &no_client).await;
+    for (from, to) in [("client", "leader"), ("leader", "client")] {
+        majority_client.fault.rules.push(LinkRule {
+            from: from.into(),
+            to: to.into(),
+            fault: Fault::Hold,
+            endpoints: Vec::new(),
+        });
+    }
+    majority_client.checkers.truncate(1);
+    let r = run_scenario(&cluster, &majority_client).await;
     expect(&r, &[("kafka-leader-isolation-acks", Fail)]);
     assert!(
         r.verdicts[0].summary.contains("no acks=1 record"),

@@ -70,7 +70,9 @@ pub async fn create_topic_at(
     let body = roundtrip(
         addr,
         &request,
-        server_timeout + Duration::from_secs(2),
+        // The broker forwards to the controller and may first wait request.timeout.ms
+        // on a connection to a controller that is gone.
+        server_timeout + Duration::from_secs(8),
         "CreateTopics",
     )
     .await?;
@@ -105,7 +107,11 @@ fn encode_metadata(correlation_id: i32, topic: Option<&str>) -> Vec<u8> {
     frame(b)
 }
 
-fn decode_metadata(body: &[u8], correlation_id: i32, addr: SocketAddr) -> Result<MetadataView, String> {
+fn decode_metadata(
+    body: &[u8],
+    correlation_id: i32,
+    addr: SocketAddr,
+) -> Result<MetadataView, String> {
     let mut r = Reader { buf: body, pos: 0 };
     let got = r.i32()?;
     if got != correlation_id {
@@ -139,7 +145,12 @@ fn decode_metadata(body: &[u8], correlation_id: i32, addr: SocketAddr) -> Result
             let replicas = r.i32_array()?;
             let isr = r.i32_array()?;
             if i == 0 {
-                view.partitions.push(PartitionView { partition, leader, replicas, isr });
+                view.partitions.push(PartitionView {
+                    partition,
+                    leader,
+                    replicas,
+                    isr,
+                });
             }
         }
     }
@@ -449,7 +460,15 @@ mod tests {
         let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
         let v = decode_metadata(&b, 4, addr).unwrap();
         assert_eq!(v.brokers, vec![1, 2]);
-        assert_eq!(v.partitions, vec![PartitionView { partition: 0, leader: 2, replicas: vec![2, 1], isr: vec![2] }]);
+        assert_eq!(
+            v.partitions,
+            vec![PartitionView {
+                partition: 0,
+                leader: 2,
+                replicas: vec![2, 1],
+                isr: vec![2]
+            }]
+        );
         assert!(v.topic_error.is_none());
         assert!(decode_metadata(&b[..b.len() - 3], 4, addr).is_err());
         let req = encode_metadata(4, Some("t"));

@@ -43,7 +43,8 @@ pub const TEST_TIMINGS: &[(&str, &str)] = &[
     ("controller.quorum.election.timeout.ms", "500"),
     ("controller.quorum.election.backoff.max.ms", "500"),
     ("controller.quorum.request.timeout.ms", "1000"),
-    ("request.timeout.ms", "5000"),
+    ("request.timeout.ms", "3000"),
+    ("controller.socket.timeout.ms", "3000"),
     ("group.initial.rebalance.delay.ms", "0"),
     ("auto.leader.rebalance.enable", "false"),
 ];
@@ -260,9 +261,10 @@ impl KafkaLab {
             self.check_alive()?;
             let mut ready = 0;
             for b in &self.brokers {
-                let seen = crate::kafka::client::broker_ids(b.direct_client, Duration::from_secs(2))
-                    .await
-                    .unwrap_or_default();
+                let seen =
+                    crate::kafka::client::broker_ids(b.direct_client, Duration::from_secs(2))
+                        .await
+                        .unwrap_or_default();
                 if seen.len() == want {
                     ready += 1;
                 }
@@ -292,12 +294,18 @@ impl KafkaLab {
 
     /// The handle to rift's control plane (apply faults, heal, status).
     pub fn control(&self) -> rift_proxy::control::Control {
-        self.proxy.as_ref().expect("proxy runs until shutdown").control()
+        self.proxy
+            .as_ref()
+            .expect("proxy runs until shutdown")
+            .control()
     }
 
     /// rift's control API URL.
     pub fn api_url(&self) -> String {
-        self.proxy.as_ref().expect("proxy runs until shutdown").api_url()
+        self.proxy
+            .as_ref()
+            .expect("proxy runs until shutdown")
+            .api_url()
     }
 
     /// The broker with node name `name`.
@@ -454,9 +462,15 @@ fn broker_properties(
         ("default.replication.factor".into(), rf.to_string()),
         ("auto.create.topics.enable".into(), "false".into()),
         ("offsets.topic.replication.factor".into(), rf.to_string()),
-        ("transaction.state.log.replication.factor".into(), rf.to_string()),
+        (
+            "transaction.state.log.replication.factor".into(),
+            rf.to_string(),
+        ),
         ("transaction.state.log.min.isr".into(), "1".into()),
-        ("share.coordinator.state.topic.replication.factor".into(), rf.to_string()),
+        (
+            "share.coordinator.state.topic.replication.factor".into(),
+            rf.to_string(),
+        ),
         ("share.coordinator.state.topic.min.isr".into(), "1".into()),
         ("num.network.threads".into(), "2".into()),
         ("num.io.threads".into(), "2".into()),
@@ -464,7 +478,11 @@ fn broker_properties(
         ("background.threads".into(), "2".into()),
         ("log.cleaner.enable".into(), "false".into()),
     ];
-    props.extend(TEST_TIMINGS.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    props.extend(
+        TEST_TIMINGS
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
     for (k, v) in overrides {
         props.retain(|(key, _)| key != k);
         props.push((k.clone(), v.clone()));
@@ -492,9 +510,19 @@ async fn format_storage(
         let out = std::fs::File::create(&log).map_err(|e| LabError::io(&log, e))?;
         let err = out.try_clone().map_err(|e| LabError::io(&log, e))?;
         let child = tokio::process::Command::new(java)
-            .args(["-Xmx256m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-cp"])
+            .args([
+                "-Xmx256m",
+                "-XX:TieredStopAtLevel=1",
+                "-XX:+UseSerialGC",
+                "-cp",
+            ])
             .arg(&classpath)
-            .args(["kafka.tools.StorageTool", "format", "--cluster-id", cluster_id])
+            .args([
+                "kafka.tools.StorageTool",
+                "format",
+                "--cluster-id",
+                cluster_id,
+            ])
             .arg("--config")
             .arg(config)
             .stdin(std::process::Stdio::null())
@@ -529,13 +557,16 @@ pub fn find_java() -> Result<PathBuf, LabError> {
     if let Some(path) = std::env::var_os("PATH") {
         candidates.extend(std::env::split_paths(&path).map(|d| d.join("java")));
     }
-    candidates.into_iter().find(|p| p.is_file()).ok_or_else(|| LabError::Spawn {
-        program: "java".into(),
-        source: std::io::Error::new(
-            std::io::ErrorKind::NotFound,
-            "no java in $JAVA_HOME/bin or PATH; Java 17 is required",
-        ),
-    })
+    candidates
+        .into_iter()
+        .find(|p| p.is_file())
+        .ok_or_else(|| LabError::Spawn {
+            program: "java".into(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no java in $JAVA_HOME/bin or PATH; Java 17 is required",
+            ),
+        })
 }
 
 /// The directory with the Kafka jars, checked to contain the broker jar.
@@ -566,7 +597,8 @@ pub fn locate_libs(explicit: Option<&Path>) -> Result<PathBuf, LabError> {
         return Err(LabError::Config {
             field: "RIFT_KAFKA_LIBS".into(),
             value: dir.display().to_string(),
-            reason: "no kafka_2.13-*.jar there; run scripts/setup.sh (scripts/setup.d/30-kafka.sh)".into(),
+            reason: "no kafka_2.13-*.jar there; run scripts/setup.sh (scripts/setup.d/30-kafka.sh)"
+                .into(),
         });
     }
     Ok(dir.canonicalize().unwrap_or(dir))
@@ -586,11 +618,14 @@ pub fn random_cluster_id() -> String {
 }
 
 fn base64_url(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         let chars = chunk.len() + 1;
         for i in 0..chars {
@@ -637,7 +672,9 @@ mod tests {
             3,
             &[("replica.lag.time.max.ms".into(), "5000".into())],
         );
-        assert!(text.contains("\nlisteners=CLIENT://127.0.0.1:4,REPLICATION://127.0.0.1:5,CONTROLLER://127.0.0.1:6\n"));
+        assert!(text.contains(
+            "\nlisteners=CLIENT://127.0.0.1:4,REPLICATION://127.0.0.1:5,CONTROLLER://127.0.0.1:6\n"
+        ));
         assert!(text.contains("\nadvertised.listeners=CLIENT://127.0.0.1:1,REPLICATION://127.0.0.1:2,CONTROLLER://127.0.0.1:3\n"));
         assert!(text.contains("\ncontroller.quorum.voters=1@127.0.0.1:3\n"));
         assert!(text.contains("\nreplica.lag.time.max.ms=5000\n"));

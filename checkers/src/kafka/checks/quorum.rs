@@ -28,7 +28,9 @@ pub struct QuorumConfig {
     /// Time for an isolated leader to resign before minority nodes are judged.
     #[serde(default = "default_grace", deserialize_with = "humantime_de")]
     pub grace: Duration,
-    /// How long the broker waits for the controller on a CreateTopics probe.
+    /// How long the broker waits for the controller on a CreateTopics probe (the
+    /// broker may first spend `request.timeout.ms` on a held connection to the old
+    /// controller before it forwards to the new one).
     #[serde(default = "default_create_timeout", deserialize_with = "humantime_de")]
     pub create_timeout: Duration,
 }
@@ -102,9 +104,8 @@ impl QuorumAvailabilityChecker {
         let majority = self.majority.clone();
         let cfg = self.cfg.clone();
         let started = ctx.started;
-        let grace_end = Instant::now() + cfg.grace;
         self.watch = Some(Watcher::spawn(move |mut stop| async move {
-            probe_sides(info, majority, cfg, started, grace_end, &mut stop).await
+            probe_sides(info, majority, cfg, started, &mut stop).await
         }));
     }
 
@@ -174,31 +175,28 @@ impl QuorumAvailabilityChecker {
     }
 }
 
-/// Probes every node in parallel (a refused CreateTopics can take `create_timeout`).
+/// Probes every node in parallel. Majority nodes are probed from the start and retry
+/// until a topic is created; minority nodes are judged after `grace` (an isolated
+/// leader needs check-quorum to resign) with one CreateTopics. A probe still pending
+/// when the hold ends did not succeed during the fault, and is recorded so.
 async fn probe_sides(
     info: ClusterInfo,
     majority: Vec<String>,
     cfg: QuorumConfig,
     started: Instant,
-    grace_end: Instant,
     stop: &mut tokio::sync::watch::Receiver<bool>,
 ) -> Vec<(String, NodeSeen)> {
-    let wait = grace_end.saturating_duration_since(Instant::now());
-    if sleep_or_stop(stop, wait).await {
-        return info
-            .names()
-            .into_iter()
-            .map(|n| (n, NodeSeen::default()))
-            .collect();
-    }
     let mut tasks = Vec::new();
     for b in info.brokers.clone() {
         let on_majority = majority.contains(&b.name);
         let mut stop = stop.clone();
-        let create_timeout = cfg.create_timeout;
+        let cfg = cfg.clone();
         tasks.push(tokio::spawn(async move {
             let now = || started.elapsed().as_millis() as u64;
             let mut s = NodeSeen::default();
+            if !on_majority && sleep_or_stop(&mut stop, cfg.grace).await {
+                return (b.name.clone(), s);
+            }
             let mut round = 0u32;
             loop {
                 if let Ok(q) = describe_quorum(b.direct_controller, Duration::from_secs(1)).await
@@ -206,19 +204,15 @@ async fn probe_sides(
                 {
                     s.led_at.push(now());
                 }
-                // Majority nodes retry until one creation succeeds; the others are
-                // probed twice.
                 let done = s.creates.iter().any(|(_, r)| matches!(r, Ok(0)));
-                if (on_majority && !done) || (!on_majority && s.creates.len() < 2) {
-                    let topic = format!(
-                        "rift-quorum-{}-{round}-{:04x}",
-                        b.name,
-                        rand::random::<u16>()
-                    );
+                if (on_majority && !done) || (!on_majority && s.creates.is_empty()) {
+                    let topic = format!("rift-quorum-{}-{round}-{:04x}", b.name, rand::random::<u16>());
                     let at = now();
-                    let r = create_topic_at(b.direct_client, &topic, 1, create_timeout)
-                        .await
-                        .map_err(|e| e.to_string());
+                    let probe = create_topic_at(b.direct_client, &topic, 1, cfg.create_timeout);
+                    let r = tokio::select! {
+                        r = probe => r.map_err(|e| e.to_string()),
+                        _ = stop.changed() => Err("still pending at the end of the hold".to_string()),
+                    };
                     s.creates.push((at, r));
                 }
                 round += 1;
