@@ -135,3 +135,136 @@ pub fn rift_vs_peers_markdown(r: &Report) -> String {
     }
     md
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::many::PartitionTiming;
+    use crate::report::{
+        IdleMemory, IdleRow, LatencyRow, Percentiles, TargetStatus, ThroughputRow,
+    };
+    use crate::sys::Machine;
+
+    fn lat(workload: &str, target: &str, p50: f64, p99: f64) -> LatencyRow {
+        LatencyRow {
+            workload: workload.into(),
+            target: target.into(),
+            result: Outcome::Ok(Percentiles {
+                samples: 100,
+                p50_us: p50,
+                p99_us: p99,
+                p999_us: p99,
+                max_us: p99,
+            }),
+            sender_lag_max_us: None,
+        }
+    }
+
+    fn report(
+        rift_p50: f64,
+        rift_mib_s: f64,
+        rift_idle_kib: f64,
+        apply_us: f64,
+        still_moving: usize,
+    ) -> Report {
+        let mut latency = Vec::new();
+        for w in [PING_64, PING_1K] {
+            latency.push(lat(w, "direct", 10.0, 20.0));
+            latency.push(lat(w, "rift", rift_p50, 40.0));
+            latency.push(lat(w, "haproxy", 30.0, 40.0));
+            latency.push(lat(w, "toxiproxy", 60.0, 80.0));
+        }
+        let tp = |t: &str, v: f64| ThroughputRow {
+            target: t.into(),
+            bytes_per_round: 1,
+            rounds_mib_s: vec![v],
+            error: None,
+        };
+        Report {
+            machine: Machine::describe(),
+            loadavg_at_end: String::new(),
+            mode: "test".into(),
+            unix_time: 0,
+            targets: ["direct", "rift", "haproxy", "toxiproxy"]
+                .map(|t| TargetStatus {
+                    target: t.into(),
+                    version: "-".into(),
+                    skipped: None,
+                })
+                .into(),
+            latency,
+            throughput: vec![
+                tp("direct", 2000.0),
+                tp("rift", rift_mib_s),
+                tp("haproxy", 1000.0),
+            ],
+            idle: vec![IdleRow {
+                target: "rift".into(),
+                result: Outcome::Ok(IdleMemory {
+                    connections: 10_000,
+                    measure: "VmRSS".into(),
+                    before_kib: 0,
+                    after_kib: 0,
+                    per_connection_kib: rift_idle_kib,
+                }),
+            }],
+            partition: Outcome::Ok(PartitionTiming {
+                connections: 10_000,
+                apply_us,
+                api_call_us: 1000.0,
+                resolution_us: 100.0,
+                echoes_before_cut: 1000,
+                still_moving,
+                resumed_after_heal: 10_000,
+                capped_by: None,
+            }),
+            kafka_produce: Outcome::Skipped {
+                reason: "test".into(),
+            },
+            goals: vec![],
+        }
+    }
+
+    fn met(goals: &[Goal]) -> Vec<Option<bool>> {
+        goals.iter().map(|g| g.met).collect()
+    }
+
+    #[test]
+    fn all_targets_met_when_rift_is_cheaper() {
+        // rift adds 10/20 µs against HAProxy's 20/20 and Toxiproxy's 50/60.
+        let goals = evaluate(&report(20.0, 1500.0, 4.0, 2000.0, 0));
+        assert!(met(&goals).iter().all(|m| *m == Some(true)), "{goals:?}");
+    }
+
+    #[test]
+    fn each_target_fails_when_rift_misses_it() {
+        // Added p50 of 45 µs: above HAProxy's 20, above half of Toxiproxy's 50.
+        let goals = evaluate(&report(55.0, 900.0, 36.0, 12_000.0, 0));
+        assert!(met(&goals).iter().all(|m| *m == Some(false)), "{goals:?}");
+        // A partition that leaves a connection moving fails even when fast.
+        let goals = evaluate(&report(20.0, 1500.0, 4.0, 10.0, 3));
+        assert_eq!(goals.last().unwrap().met, Some(false));
+    }
+
+    #[test]
+    fn unmeasured_targets_are_not_assumed_met() {
+        let mut r = report(20.0, 1500.0, 4.0, 2000.0, 0);
+        r.latency.retain(|row| row.target != "haproxy");
+        r.throughput.clear();
+        r.idle.clear();
+        r.partition = Outcome::Skipped {
+            reason: "rift did not run".into(),
+        };
+        let goals = evaluate(&r);
+        assert_eq!(
+            goals.iter().filter(|g| g.met.is_none()).count(),
+            5,
+            "{goals:?}"
+        );
+        let md = rift_vs_peers_markdown(&r);
+        assert!(
+            md.contains("| toxiproxy |") && !md.contains("| haproxy | 0"),
+            "{md}"
+        );
+    }
+}

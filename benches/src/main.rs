@@ -61,11 +61,13 @@ pub struct Args {
     pub serve_echo: bool,
 }
 
+/// The `rift` built next to this binary (same target directory and profile), so a
+/// release rift-bench measures a release rift.
 fn default_rift_bin() -> PathBuf {
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    target_dir.join("release/rift")
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("rift")))
+        .unwrap_or_else(|| PathBuf::from("target/release/rift"))
 }
 
 fn main() -> Result<std::process::ExitCode> {

@@ -199,7 +199,7 @@ impl Report {
     pub fn to_markdown(&self) -> String {
         let mut md = String::new();
         let m = &self.machine;
-        let _ = writeln!(md, "# rift-bench results ({} mode)\n", self.mode);
+        let _ = writeln!(md, "# rift-bench results\n\nMode: {}.\n", self.mode);
         let _ = writeln!(
             md,
             "Machine: {} CPUs ({}), kernel {}, {} MiB RAM; load average {} at start, {} at end. All traffic on 127.0.0.1.\n",

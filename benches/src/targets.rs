@@ -233,7 +233,11 @@ async fn start_rift(
         addr: listen,
         child: Some(child),
         api_url: Some(api_url.clone()),
-        version: version_of(&bins.rift, "--version"),
+        version: format!(
+            "{} ({})",
+            version_of(&bins.rift, "--version"),
+            bins.rift.display()
+        ),
     };
     wait_http(&format!("{api_url}/status"), Duration::from_secs(10))
         .await
