@@ -87,6 +87,13 @@ async fn members_talk_through_rift_and_shutdown_cleans_up() {
     let dir = lab.plan.config.state_dir.clone();
     let state = LabState::load(&dir).unwrap().expect("lab.json written");
     assert_eq!(state.processes.len(), 3);
+    for p in &state.processes {
+        let pid_file = dir.join(format!("{}.pid", p.name));
+        assert_eq!(
+            rift_checkers::lab::process::read_pid_file(&pid_file).unwrap(),
+            p.pid
+        );
+    }
     assert!(state.is_healthy());
     lab.shutdown().await;
     assert!(!dir.exists(), "shutdown removes the state directory");

@@ -78,13 +78,15 @@ pub async fn spawn_members(
                 detach,
             },
         )?;
-        state.processes.push(ProcessRecord {
-            name: m.name.clone(),
-            pid: p.pid,
-            exe: exe.clone(),
-            log: m.log.clone(),
-        });
-        state.save(&plan.config.state_dir)?;
+        state.add_process(
+            &plan.config.state_dir,
+            ProcessRecord {
+                name: m.name.clone(),
+                pid: p.pid,
+                exe: exe.clone(),
+                log: m.log.clone(),
+            },
+        )?;
         let pid = p.pid;
         procs.push(p);
         registrar.register(&m.name, pid).await?;
@@ -257,13 +259,15 @@ pub async fn up_detached(config: EtcdLabConfig, rift: &Path) -> Result<LabState,
                 detach: true,
             },
         )?;
-        state.processes.push(ProcessRecord {
-            name: "rift-proxy".into(),
-            pid: proxy.pid,
-            exe: rift_exe.clone(),
-            log: log.clone(),
-        });
-        state.save(&dir)?;
+        state.add_process(
+            &dir,
+            ProcessRecord {
+                name: "rift-proxy".into(),
+                pid: proxy.pid,
+                exe: rift_exe.clone(),
+                log: log.clone(),
+            },
+        )?;
         let api = ([127, 0, 0, 1], plan.api_port).into();
         if let Err(e) = wait_for_listen(api, Duration::from_secs(10)).await {
             if !proxy.is_running() {

@@ -126,6 +126,14 @@ impl LabState {
             })
     }
 
+    /// Records a started process: in `lab.json` and as `<name>.pid`, both written
+    /// before the caller goes on, so a crash right after still leaves a trace.
+    pub fn add_process(&mut self, dir: &Path, record: ProcessRecord) -> Result<(), LabError> {
+        process::write_pid_file(&dir.join(format!("{}.pid", record.name)), record.pid)?;
+        self.processes.push(record);
+        self.save(dir)
+    }
+
     pub fn save(&self, dir: &Path) -> Result<(), LabError> {
         let path = Self::path(dir);
         let tmp = dir.join("lab.json.tmp");
