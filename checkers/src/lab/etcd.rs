@@ -60,6 +60,7 @@ pub fn prepare(plan: &EtcdLabPlan, api_url: Option<String>) -> Result<LabState, 
 
 /// Spawns every member, registering each PID with rift right after its spawn, and
 /// recording it in the state file before the next one starts.
+#[tracing::instrument(skip_all)]
 pub async fn spawn_members(
     plan: &EtcdLabPlan,
     state: &mut LabState,
@@ -88,6 +89,7 @@ pub async fn spawn_members(
             },
         )?;
         let pid = p.pid;
+        tracing::debug!(member = %m.name, pid, "spawned");
         procs.push(p);
         registrar.register(&m.name, pid).await?;
     }
@@ -148,6 +150,7 @@ pub struct EtcdLab {
 }
 
 impl EtcdLab {
+    #[tracing::instrument(name = "etcd_lab", skip_all, fields(nodes = config.nodes, dir = %config.state_dir.display()))]
     pub async fn start(config: EtcdLabConfig) -> Result<Self, LabError> {
         let plan = EtcdLabPlan::new(config)?;
         let mut state = prepare(&plan, None)?;
@@ -236,6 +239,7 @@ impl Drop for EtcdLab {
 
 /// `rift lab up etcd`: starts `rift proxy` (the executable `rift`) and the members as
 /// detached processes that outlive this command, all recorded in the state directory.
+#[tracing::instrument(name = "etcd_lab_up", skip_all, fields(nodes = config.nodes, dir = %config.state_dir.display()))]
 pub async fn up_detached(config: EtcdLabConfig, rift: &Path) -> Result<LabState, LabError> {
     let plan = EtcdLabPlan::new(config)?;
     let api_url = format!("http://127.0.0.1:{}", plan.api_port);

@@ -23,6 +23,7 @@ pub struct RunOptions {
 /// How long the cluster may take to be healthy before baseline.
 const HEALTHY_TIMEOUT: Duration = Duration::from_secs(30);
 
+#[tracing::instrument(name = "scenario", skip_all, fields(name = %scenario.name, system = cluster.system()))]
 pub async fn run(
     scenario: &Scenario,
     cluster: &dyn Cluster,
