@@ -8,6 +8,8 @@
 //!   (the isolated leader acknowledges nothing);
 //! - no-lost-records after acknowledged records are deleted behind its back.
 //!
+//! Finally the replication cut runs again through `attach` (the HTTP control API).
+//!
 //! Needs Java 17 and the Kafka jars (scripts/setup.sh); missing ones fail the test.
 //! One lab is shared by all cases to keep the run within the CI budget.
 
@@ -23,6 +25,7 @@ use rift_checkers::lab::kafka::{KafkaLab, KafkaLabOptions};
 use rift_checkers::report::Report;
 use rift_checkers::scenario::runner::{RunOptions, run};
 use rift_checkers::scenario::spec::Scenario;
+use rift_checkers::scenario::system::AttachOptions;
 use rift_checkers::scenario::{Checker, Cluster, Phase, ScenarioContext, Status};
 use rift_proxy::fault::{Fault, LinkRule};
 
@@ -202,6 +205,28 @@ kind = "leader-isolation-acks"
     );
 
     no_lost_records_fails_when_records_vanish(&cluster).await;
+
+    // The same lab seen as an already running cluster behind a `rift proxy`: the
+    // nemesis speaks HTTP to the control API, the brokers are found from its topology.
+    let api_url = cluster.lab().expect("lab").api_url();
+    let scenario = load("kafka-replication-cut.toml");
+    let attached = KafkaCluster::attach(
+        &scenario.cluster,
+        &scenario.origin,
+        &AttachOptions {
+            api_url,
+            endpoints: Vec::new(),
+        },
+    )
+    .await
+    .expect("attach to the lab's proxy");
+    assert_eq!(
+        attached.info(),
+        cluster.info(),
+        "attach finds the same brokers"
+    );
+    let r = run_scenario(&attached, &scenario).await;
+    expect(&r, &[("kafka-acks-all-rejection", Pass)]);
 
     Box::new(cluster).shutdown().await;
     eprintln!("total {:?}", t.elapsed());

@@ -114,7 +114,8 @@ impl KafkaCluster {
 
     /// Attaches to brokers behind a running `rift proxy` whose topology names, per
     /// node, `client` and `controller` endpoints (rift's listen address and the real
-    /// upstream); broker ids are read from the brokers' own metadata.
+    /// upstream); broker ids are read from the brokers' own metadata. `endpoints`
+    /// (NAME=HOST:PORT) may override a broker's real client address.
     pub async fn attach(
         spec: &ClusterSpec,
         origin: &str,
@@ -123,6 +124,13 @@ impl KafkaCluster {
         let _: KafkaSettings = spec.parse(origin)?;
         let nemesis = Nemesis::Remote(rift_proxy::client::ApiClient::new(&options.api_url));
         let topology = nemesis.topology().await?;
+        let names = topology.node_names();
+        if let Some((n, _)) = options.endpoints.iter().find(|(n, _)| !names.contains(n)) {
+            return Err(ScenarioError::Cluster(format!(
+                "--endpoint {n}=...: {n} is not a node of the proxy's topology ({})",
+                names.join(", ")
+            )));
+        }
         let mut brokers = Vec::new();
         for node in &topology.nodes {
             let endpoint = |name: &str| {
@@ -146,7 +154,12 @@ impl KafkaCluster {
                     ))
                 })
             };
-            let direct_client = resolve(&client_ep.upstream)?;
+            // An --endpoint NAME=HOST:PORT names the broker's real client listener
+            // when the topology's upstream is not reachable from here.
+            let direct_client = match options.endpoints.iter().find(|(n, _)| *n == node.name) {
+                Some((_, url)) => resolve(strip_scheme(url))?,
+                None => resolve(&client_ep.upstream)?,
+            };
             let view = client::metadata_from(direct_client, None, Duration::from_secs(5))
                 .await
                 .map_err(|e| ScenarioError::Cluster(format!("{}: {e}", node.name)))?;
@@ -193,6 +206,12 @@ impl KafkaCluster {
     pub fn lab(&self) -> Option<&KafkaLab> {
         self.lab.as_ref()
     }
+}
+
+fn strip_scheme(url: &str) -> &str {
+    url.split_once("://")
+        .map_or(url, |(_, rest)| rest)
+        .trim_end_matches('/')
 }
 
 /// The id of the broker that advertises `advertised` as its client listener.
