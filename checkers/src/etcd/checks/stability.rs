@@ -47,6 +47,7 @@ pub struct LeaderStability {
     verdict: Verdict,
     finished: bool,
     applied_ms: u64,
+    healed_ms: Option<u64>,
 }
 
 impl LeaderStability {
@@ -62,6 +63,7 @@ impl LeaderStability {
             verdict: Verdict::new("leader-stability"),
             finished: false,
             applied_ms: 0,
+            healed_ms: None,
         }
     }
 
@@ -157,7 +159,7 @@ impl Checker for LeaderStability {
                     }));
                 }
                 Phase::HoldEnd => self.snapshot("hold-end").await,
-                Phase::Healed => {}
+                Phase::Healed => self.healed_ms = Some(ctx.now_ms()),
                 Phase::Final => {
                     self.snapshot("final").await;
                     if let Some(s) = self.stop.take() {
@@ -191,23 +193,32 @@ impl LeaderStability {
         let term_increase = fin.saturating_sub(base);
         // Leader changes: the agreed leader became a different node, or the same node
         // won a later term; gaps without an agreed leader are not counted themselves.
-        let mut changes = 0u64;
+        let healed = self.healed_ms.unwrap_or(u64::MAX);
+        let (mut during, mut after) = (0u64, 0u64);
         let mut prev: Option<(String, u64)> = None;
         for s in seen {
             if let Some(l) = &s.leader {
                 if let Some((pl, pt)) = &prev
                     && (pl != l || s.term > *pt)
                 {
-                    changes += 1;
+                    if s.at_ms < healed {
+                        during += 1;
+                    } else {
+                        after += 1;
+                    }
                 }
                 prev = Some((l.clone(), s.term));
             }
         }
+        let changes = during + after;
         let deltas_fault = self.metric_deltas("baseline", "hold-end");
         let deltas_heal = self.metric_deltas("hold-end", "final");
         let v = &mut self.verdict;
         v.evidence(format!(
             "applied term: baseline {base}, end of hold {hold}, after settle {fin}"
+        ));
+        v.evidence(format!(
+            "leader changes: {during} during the fault, {after} after the heal"
         ));
         v.evidence(format!(
             "leader_changes_seen during the fault: {deltas_fault}"
@@ -254,7 +265,9 @@ impl LeaderStability {
             c.max_leader_changes,
         );
         v.pass(format!(
-            "term increase {term_increase}, leader changes {changes} (within expected bounds)"
+            "term +{} during the fault, +{} after the heal; leader changes {during} during, {after} after (within expected bounds)",
+            hold.saturating_sub(base),
+            fin.saturating_sub(hold)
         ));
     }
 }
