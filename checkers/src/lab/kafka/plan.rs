@@ -1,28 +1,16 @@
-//! The Kafka lab: a real Apache Kafka 4.x KRaft cluster (3 or 4 brokers in combined
-//! broker+controller mode) on loopback, with rift in the middle of every link.
-//!
-//! Each broker listens on real ports for three listeners (CLIENT, REPLICATION,
-//! CONTROLLER) but advertises rift's per-broker listeners for all three, and the static
-//! `controller.quorum.voters` names rift's controller listeners too. So every Raft
-//! fetch, heartbeat, AlterPartition, replica fetch and client request crosses rift,
-//! where it can be cut per (source node, destination node, endpoint).
-//!
-//! Start order matters: rift first (in-process), then each broker JVM spawned directly
-//! (never through a shell: rift identifies a broker's outgoing connections by the PID
-//! that owns the socket) and registered as that node's source right after the spawn.
-//! Observers use the brokers' real ports ([`KafkaBroker::direct_client`]) so a fault
-//! never blinds them; workloads use rift's ports and are placed by the fault as the
-//! identity `client`.
+//! What a Kafka lab is made of, before anything runs: ports, rift's topology, broker
+//! properties (with the test timings), storage formatting, and the JVM command line.
+//! Shared by the in-process lab ([`super::KafkaLab`]) and the detached one that
+//! `rift lab up kafka` leaves running ([`super::detached`]).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use rift_proxy::server::{ProxyOptions, RunningProxy};
 use rift_proxy::topology::{Endpoint, Node, Topology};
 
-use super::LabError;
-use super::process::{LabProcess, Spawn, free_ports, wait_for_listen};
+use crate::lab::LabError;
+use crate::lab::process::{LabProcess, Spawn, free_ports, wait_for_listen};
 
 /// Endpoint names of every broker in the topology.
 pub const CLIENT_ENDPOINT: &str = "client";
@@ -80,46 +68,39 @@ impl Default for KafkaLabOptions {
     }
 }
 
-/// One broker: its node name and id, ports, and process.
-#[derive(Debug)]
-pub struct KafkaBroker {
+/// One broker's name, id and addresses: rift's listeners and the real ones.
+#[derive(Debug, Clone)]
+pub struct BrokerPlan {
     pub name: String,
     pub id: i32,
-    /// rift's listeners for this broker (what the cluster advertises).
     pub client: SocketAddr,
     pub replication: SocketAddr,
     pub controller: SocketAddr,
-    /// The broker's real listeners.
     pub direct_client: SocketAddr,
     pub direct_replication: SocketAddr,
     pub direct_controller: SocketAddr,
-    pub log: PathBuf,
-    pub config: PathBuf,
-    process: LabProcess,
 }
 
-impl KafkaBroker {
-    pub fn pid(&self) -> u32 {
-        self.process.pid
-    }
-}
-
-/// A running Kafka lab. Dropping it kills the brokers; [`KafkaLab::shutdown`] stops
-/// them cleanly and removes the work directory.
-pub struct KafkaLab {
-    pub brokers: Vec<KafkaBroker>,
+/// A planned lab: brokers, files and the programs that will run them.
+#[derive(Debug, Clone)]
+pub struct KafkaPlan {
+    pub brokers: Vec<BrokerPlan>,
     pub cluster_id: String,
     pub work_dir: PathBuf,
-    pub topology: Topology,
-    proxy: Option<RunningProxy>,
-    keep_work_dir: bool,
+    pub java: PathBuf,
+    pub libs: PathBuf,
+    pub heap_mb: u32,
+    pub overrides: Vec<(String, String)>,
 }
 
-impl KafkaLab {
-    /// Starts rift and a `nodes`-broker KRaft cluster behind it, and waits until every
-    /// broker is registered and unfenced.
-    #[tracing::instrument(skip(opts))]
-    pub async fn start(nodes: usize, opts: KafkaLabOptions) -> Result<KafkaLab, LabError> {
+impl KafkaPlan {
+    /// Checks Java and the jars, picks ports (from `base_port` upwards, or a random
+    /// range) and a cluster id. Nothing is written yet.
+    pub fn new(
+        nodes: usize,
+        opts: &KafkaLabOptions,
+        base_port: Option<u16>,
+    ) -> Result<Self, LabError> {
         if !(3..=5).contains(&nodes) {
             return Err(LabError::Config {
                 field: "nodes".into(),
@@ -137,128 +118,124 @@ impl KafkaLab {
                 rand::random::<u32>()
             )),
         };
-        std::fs::create_dir_all(&work_dir).map_err(|e| LabError::io(&work_dir, e))?;
-
-        let ports = free_ports(None, nodes * 6)?;
+        let ports = free_ports(base_port, nodes * 6)?;
         let addr = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
-        let mut plans = Vec::new();
-        for i in 0..nodes {
-            let p = &ports[i * 6..i * 6 + 6];
-            plans.push(BrokerPlan {
-                name: format!("kafka{}", i + 1),
-                id: i as i32 + 1,
-                client: addr(p[0]),
-                replication: addr(p[1]),
-                controller: addr(p[2]),
-                direct_client: addr(p[3]),
-                direct_replication: addr(p[4]),
-                direct_controller: addr(p[5]),
-            });
-        }
-        let topology = lab_topology(&plans);
-        let cluster_id = random_cluster_id();
-        let voters = plans
+        let brokers = (0..nodes)
+            .map(|i| {
+                let p = &ports[i * 6..i * 6 + 6];
+                BrokerPlan {
+                    name: format!("kafka{}", i + 1),
+                    id: i as i32 + 1,
+                    client: addr(p[0]),
+                    replication: addr(p[1]),
+                    controller: addr(p[2]),
+                    direct_client: addr(p[3]),
+                    direct_replication: addr(p[4]),
+                    direct_controller: addr(p[5]),
+                }
+            })
+            .collect();
+        Ok(Self {
+            brokers,
+            cluster_id: random_cluster_id(),
+            work_dir,
+            java,
+            libs,
+            heap_mb: opts.heap_mb,
+            overrides: opts.overrides.clone(),
+        })
+    }
+
+    /// rift's topology: one node per broker with `client`, `replication` and
+    /// `controller` endpoints.
+    pub fn topology(&self) -> Topology {
+        lab_topology(&self.brokers)
+    }
+
+    /// Writes every broker's properties and formats its storage; returns the
+    /// properties files in broker order.
+    pub async fn write_and_format(&self) -> Result<Vec<PathBuf>, LabError> {
+        std::fs::create_dir_all(&self.work_dir).map_err(|e| LabError::io(&self.work_dir, e))?;
+        let voters = self
+            .brokers
             .iter()
             .map(|b| format!("{}@{}", b.id, b.controller))
             .collect::<Vec<_>>()
             .join(",");
-
         let mut configs = Vec::new();
-        for plan in &plans {
-            let data = work_dir.join(format!("{}-data", plan.name));
-            let text = broker_properties(plan, &voters, &data, nodes, &opts.overrides);
-            let path = work_dir.join(format!("{}.properties", plan.name));
+        for b in &self.brokers {
+            let data = self.work_dir.join(format!("{}-data", b.name));
+            let text = broker_properties(b, &voters, &data, self.brokers.len(), &self.overrides);
+            let path = self.work_dir.join(format!("{}.properties", b.name));
             std::fs::write(&path, text).map_err(|e| LabError::io(&path, e))?;
             configs.push(path);
         }
-        format_storage(&java, &libs, &cluster_id, &configs, &work_dir).await?;
-
-        let proxy = rift_proxy::server::start(
-            topology.clone(),
-            ProxyOptions {
-                api_listen: Some(addr(0)),
-                events_path: Some(work_dir.join("events.jsonl")),
-                ..Default::default()
-            },
+        format_storage(
+            &self.java,
+            &self.libs,
+            &self.cluster_id,
+            &configs,
+            &self.work_dir,
         )
-        .await
-        .map_err(|e| LabError::Proxy(e.to_string()))?;
-        let control = proxy.control();
-
-        let mut lab = KafkaLab {
-            brokers: Vec::new(),
-            cluster_id,
-            work_dir: work_dir.clone(),
-            topology,
-            proxy: Some(proxy),
-            keep_work_dir: opts.keep_work_dir,
-        };
-        let classpath = format!("{}/*", libs.display());
-        for (plan, config) in plans.into_iter().zip(configs) {
-            let log = work_dir.join(format!("{}.log", plan.name));
-            let args = vec![
-                format!("-Xmx{}m", opts.heap_mb),
-                "-Xms64m".into(),
-                "-XX:+UseSerialGC".into(),
-                "-XX:TieredStopAtLevel=1".into(),
-                "-Xss512k".into(),
-                "-Djava.awt.headless=true".into(),
-                "-Dorg.slf4j.simpleLogger.defaultLogLevel=info".into(),
-                "-Dorg.slf4j.simpleLogger.showDateTime=true".into(),
-                "-Dorg.slf4j.simpleLogger.dateTimeFormat=HH:mm:ss.SSS".into(),
-                "-cp".into(),
-                classpath.clone(),
-                "kafka.Kafka".into(),
-                config.display().to_string(),
-            ];
-            let process = LabProcess::spawn(
-                &plan.name,
-                Spawn {
-                    program: &java,
-                    args,
-                    log: log.clone(),
-                    detach: false,
-                },
-            )?;
-            // Registered before the JVM has loaded its first class: long before its
-            // first dial reaches rift.
-            control
-                .register_source(&plan.name, &[process.pid], &[])
-                .map_err(|e| LabError::Proxy(e.to_string()))?;
-            tracing::info!(broker = %plan.name, pid = process.pid, "broker started");
-            lab.brokers.push(KafkaBroker {
-                name: plan.name,
-                id: plan.id,
-                client: plan.client,
-                replication: plan.replication,
-                controller: plan.controller,
-                direct_client: plan.direct_client,
-                direct_replication: plan.direct_replication,
-                direct_controller: plan.direct_controller,
-                log,
-                config,
-                process,
-            });
-        }
-        lab.wait_ready(opts.start_timeout).await?;
-        Ok(lab)
+        .await?;
+        Ok(configs)
     }
 
-    /// Waits until every broker listens and all brokers are unfenced, as seen by
-    /// every broker's own metadata.
-    async fn wait_ready(&mut self, timeout: Duration) -> Result<(), LabError> {
+    /// Spawns broker `b`'s JVM directly (its PID owns its sockets), logging to
+    /// `<work_dir>/<name>.log`.
+    pub fn spawn_broker(
+        &self,
+        b: &BrokerPlan,
+        config: &Path,
+        detach: bool,
+    ) -> Result<(LabProcess, PathBuf), LabError> {
+        let log = self.work_dir.join(format!("{}.log", b.name));
+        let args = vec![
+            format!("-Xmx{}m", self.heap_mb),
+            "-Xms64m".into(),
+            "-XX:+UseSerialGC".into(),
+            "-XX:TieredStopAtLevel=1".into(),
+            "-Xss512k".into(),
+            "-Djava.awt.headless=true".into(),
+            "-Dorg.slf4j.simpleLogger.defaultLogLevel=info".into(),
+            "-Dorg.slf4j.simpleLogger.showDateTime=true".into(),
+            "-Dorg.slf4j.simpleLogger.dateTimeFormat=HH:mm:ss.SSS".into(),
+            "-cp".into(),
+            format!("{}/*", self.libs.display()),
+            "kafka.Kafka".into(),
+            config.display().to_string(),
+        ];
+        let process = LabProcess::spawn(
+            &b.name,
+            Spawn {
+                program: &self.java,
+                args,
+                log: log.clone(),
+                detach,
+            },
+        )?;
+        Ok((process, log))
+    }
+
+    /// Waits until every broker listens and every broker's own metadata lists all
+    /// brokers as live (registered and unfenced). `alive` reports a broker that
+    /// exited early, so a crash ends the wait with its log instead of a timeout.
+    pub async fn wait_ready(
+        &self,
+        mut alive: impl FnMut() -> Result<(), LabError>,
+        timeout: Duration,
+    ) -> Result<(), LabError> {
         let deadline = Instant::now() + timeout;
-        for i in 0..self.brokers.len() {
-            let addr = self.brokers[i].direct_client;
+        for b in &self.brokers {
             let left = deadline.saturating_duration_since(Instant::now());
-            if let Err(e) = wait_for_listen(addr, left).await {
-                self.check_alive()?;
+            if let Err(e) = wait_for_listen(b.direct_client, left).await {
+                alive()?;
                 return Err(e);
             }
         }
         let want = self.brokers.len();
         loop {
-            self.check_alive()?;
+            alive()?;
             let mut ready = 0;
             for b in &self.brokers {
                 let seen =
@@ -283,61 +260,7 @@ impl KafkaLab {
         }
     }
 
-    fn check_alive(&mut self) -> Result<(), LabError> {
-        for b in &mut self.brokers {
-            if !b.process.is_running() {
-                return Err(LabError::Exited(b.name.clone(), b.log.clone()));
-            }
-        }
-        Ok(())
-    }
-
-    /// The handle to rift's control plane (apply faults, heal, status).
-    pub fn control(&self) -> rift_proxy::control::Control {
-        self.proxy
-            .as_ref()
-            .expect("proxy runs until shutdown")
-            .control()
-    }
-
-    /// rift's control API URL.
-    pub fn api_url(&self) -> String {
-        self.proxy
-            .as_ref()
-            .expect("proxy runs until shutdown")
-            .api_url()
-    }
-
-    /// The broker with node name `name`.
-    pub fn broker(&self, name: &str) -> Option<&KafkaBroker> {
-        self.brokers.iter().find(|b| b.name == name)
-    }
-
-    /// The broker with Kafka node id `id`.
-    pub fn broker_by_id(&self, id: i32) -> Option<&KafkaBroker> {
-        self.brokers.iter().find(|b| b.id == id)
-    }
-
-    /// Bootstrap list through rift (workloads placed by faults as `client`).
-    pub fn bootstrap(&self) -> String {
-        join_addrs(self.brokers.iter().map(|b| b.client))
-    }
-
-    /// Bootstrap list through rift limited to some brokers (a client on one side).
-    pub fn bootstrap_of(&self, names: &[String]) -> String {
-        join_addrs(
-            self.brokers
-                .iter()
-                .filter(|b| names.contains(&b.name))
-                .map(|b| b.client),
-        )
-    }
-
-    pub fn node_names(&self) -> Vec<String> {
-        self.brokers.iter().map(|b| b.name.clone()).collect()
-    }
-
-    /// The lab's settings for reports: versions of the knobs the verdicts depend on.
+    /// The knobs the verdicts depend on, for reports and `lab.json`.
     pub fn settings(&self) -> serde_json::Value {
         let timings: serde_json::Map<String, serde_json::Value> = TEST_TIMINGS
             .iter()
@@ -347,56 +270,11 @@ impl KafkaLab {
             "system": "kafka",
             "brokers": self.brokers.len(),
             "cluster_id": self.cluster_id,
+            "heap_mb": self.heap_mb,
             "timings": timings,
+            "overrides": self.overrides,
         })
     }
-
-    /// Heals every fault, stops the brokers (SIGTERM, then SIGKILL) and rift.
-    pub async fn shutdown(mut self) {
-        if let Some(proxy) = self.proxy.as_ref() {
-            proxy.control().heal();
-        }
-        // Brokers stop in parallel: a controlled shutdown waits on the controller.
-        let mut handles = Vec::new();
-        for mut b in std::mem::take(&mut self.brokers) {
-            handles.push(tokio::task::spawn_blocking(move || {
-                b.process.stop(Duration::from_secs(10));
-            }));
-        }
-        for h in handles {
-            let _ = h.await;
-        }
-        if let Some(proxy) = self.proxy.take() {
-            proxy.shutdown().await;
-        }
-        if !self.keep_work_dir {
-            let _ = std::fs::remove_dir_all(&self.work_dir);
-        }
-    }
-}
-
-impl Drop for KafkaLab {
-    fn drop(&mut self) {
-        // Reached without shutdown() only when a test failed: kill hard and keep the
-        // logs for the post-mortem.
-        for b in &mut self.brokers {
-            b.process.kill();
-        }
-        if !self.brokers.is_empty() {
-            eprintln!("kafka lab logs kept in {}", self.work_dir.display());
-        }
-    }
-}
-
-struct BrokerPlan {
-    name: String,
-    id: i32,
-    client: SocketAddr,
-    replication: SocketAddr,
-    controller: SocketAddr,
-    direct_client: SocketAddr,
-    direct_replication: SocketAddr,
-    direct_controller: SocketAddr,
 }
 
 fn lab_topology(plans: &[BrokerPlan]) -> Topology {
@@ -602,10 +480,6 @@ pub fn locate_libs(explicit: Option<&Path>) -> Result<PathBuf, LabError> {
         });
     }
     Ok(dir.canonicalize().unwrap_or(dir))
-}
-
-fn join_addrs(addrs: impl Iterator<Item = SocketAddr>) -> String {
-    addrs.map(|a| a.to_string()).collect::<Vec<_>>().join(",")
 }
 
 /// A random cluster id in Kafka's format: 16 bytes, URL-safe base64 without padding.
