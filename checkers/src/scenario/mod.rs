@@ -192,6 +192,17 @@ impl Verdict {
         }
     }
 
+    /// Like [`Verdict::merge`] but keeps this verdict's summary when both pass (for
+    /// partial results of one checker).
+    pub fn merge_quiet(&mut self, other: Verdict) {
+        let summary = self.summary.clone();
+        let was = self.status;
+        self.merge(other);
+        if was == Status::Pass && self.status == Status::Pass {
+            self.summary = summary;
+        }
+    }
+
     /// Sets the summary of a passing verdict.
     pub fn pass(&mut self, summary: impl Into<String>) {
         if self.status == Status::Pass {

@@ -221,54 +221,27 @@ impl Probe {
                 Err(e) => v.fail(format!("put through majority member {n} failed: {e}")),
             }
         }
-        for n in &self.minority {
-            let start = std::time::Instant::now();
-            match o.put(n, &format!("{}-minority", self.key), "x", t).await {
-                Ok(_) => v.fail(format!("put through minority member {n} was acknowledged")),
-                Err(e) => v.evidence(format!(
-                    "put through minority member {n} failed after {} ms: {}",
-                    start.elapsed().as_millis(),
-                    short(&e)
-                )),
-            }
-            match o.get(n, &self.key, false, t).await {
-                Ok(val) => v.fail(format!(
-                    "linearizable read through minority member {n} answered {val:?}"
-                )),
-                Err(e) => v.evidence(format!(
-                    "linearizable read through minority member {n} failed: {}",
-                    short(&e)
-                )),
-            }
-            match o.get(n, &self.key, true, t).await {
-                Ok(Some(val)) => {
-                    let fresh = latest.as_deref() == Some(val.as_str());
-                    let stale = val == self.baseline_value;
-                    v.evidence(format!(
-                        "serializable read through minority member {n}: {val:?} ({})",
-                        if fresh {
-                            "fresh"
-                        } else if stale {
-                            "stale baseline value"
-                        } else {
-                            "unexpected"
-                        }
-                    ));
-                    if self.config.expect_fresh_serializable && !fresh {
-                        v.fail(format!(
-                            "serializable read on {n} returned {val:?}, not the majority's latest write {latest:?}"
-                        ));
-                    } else if !self.config.expect_fresh_serializable && !stale {
-                        v.fail(format!(
-                            "serializable read on {n} returned {val:?}, expected the stale baseline value"
-                        ));
-                    }
-                }
-                Ok(None) => v.fail(format!(
-                    "serializable read on {n}: the probe key is missing"
-                )),
-                Err(e) => v.fail(format!("serializable read on {n} failed: {e}")),
-            }
+        // Minority members are probed in parallel: each waits out its deadlines.
+        let mut set = tokio::task::JoinSet::new();
+        for (i, n) in self.minority.iter().enumerate() {
+            let p = MinorityProbe {
+                observer: o.clone(),
+                member: n.clone(),
+                key: self.key.clone(),
+                baseline_value: self.baseline_value.clone(),
+                latest: latest.clone(),
+                timeout: t,
+                expect_fresh: self.config.expect_fresh_serializable,
+            };
+            set.spawn(async move { (i, p.run().await) });
+        }
+        let mut results = Vec::new();
+        while let Some(Ok(r)) = set.join_next().await {
+            results.push(r);
+        }
+        results.sort_by_key(|(i, _)| *i);
+        for (_, sub) in results {
+            v.merge_quiet(sub);
         }
         v.timing("probes done", now());
         v.pass(format!(
@@ -277,6 +250,75 @@ impl Probe {
             self.minority,
             if self.config.expect_fresh_serializable { "fresh" } else { "stale" }
         ));
+        v
+    }
+}
+
+/// The three probes through one minority member.
+struct MinorityProbe {
+    observer: EtcdObserver,
+    member: String,
+    key: String,
+    baseline_value: String,
+    latest: Option<String>,
+    timeout: Duration,
+    expect_fresh: bool,
+}
+
+impl MinorityProbe {
+    async fn run(self) -> Verdict {
+        let mut v = Verdict::new("quorum-availability");
+        let o = &self.observer;
+        let t = self.timeout;
+        let n = &self.member;
+        let start = std::time::Instant::now();
+        match o.put(n, &format!("{}-minority", self.key), "x", t).await {
+            Ok(_) => v.fail(format!("put through minority member {n} was acknowledged")),
+            Err(e) => v.evidence(format!(
+                "put through minority member {n} failed after {} ms: {}",
+                start.elapsed().as_millis(),
+                short(&e)
+            )),
+        }
+        match o.get(n, &self.key, false, t).await {
+            Ok(val) => v.fail(format!(
+                "linearizable read through minority member {n} answered {val:?}"
+            )),
+            Err(e) => v.evidence(format!(
+                "linearizable read through minority member {n} failed: {}",
+                short(&e)
+            )),
+        }
+        match o.get(n, &self.key, true, t).await {
+            Ok(Some(val)) => {
+                let fresh = self.latest.as_deref() == Some(val.as_str());
+                let stale = val == self.baseline_value;
+                v.evidence(format!(
+                    "serializable read through minority member {n}: {val:?} ({})",
+                    if fresh {
+                        "fresh"
+                    } else if stale {
+                        "stale baseline value"
+                    } else {
+                        "unexpected"
+                    }
+                ));
+                let latest = &self.latest;
+                if self.expect_fresh && !fresh {
+                    v.fail(format!(
+                        "serializable read on {n} returned {val:?}, not the majority's latest write {latest:?}"
+                    ));
+                } else if !self.expect_fresh && !stale {
+                    v.fail(format!(
+                        "serializable read on {n} returned {val:?}, expected the stale baseline value"
+                    ));
+                }
+            }
+            Ok(None) => v.fail(format!(
+                "serializable read on {n}: the probe key is missing"
+            )),
+            Err(e) => v.fail(format!("serializable read on {n} failed: {e}")),
+        }
         v
     }
 }
