@@ -46,7 +46,7 @@ pub async fn up_detached(options: DetachedOptions, rift: &Path) -> Result<LabSta
         api_url: Some(api_url.clone()),
         members: member_records(&plan),
         processes: Vec::new(),
-        settings: plan.settings(),
+        settings: settings_with_controllers(&plan),
     };
     state.save(&dir)?;
 
@@ -138,6 +138,38 @@ async fn start(
         opts.start_timeout,
     )
     .await
+}
+
+/// The plan's settings plus each broker's real controller listener, which
+/// [`active_controller`] asks.
+fn settings_with_controllers(plan: &KafkaPlan) -> serde_json::Value {
+    let mut settings = plan.settings();
+    let controllers: serde_json::Map<String, serde_json::Value> = plan
+        .brokers
+        .iter()
+        .map(|b| (b.name.clone(), b.direct_controller.to_string().into()))
+        .collect();
+    settings["direct_controllers"] = controllers.into();
+    settings
+}
+
+/// For `rift lab status`: the active KRaft controller of a recorded Kafka lab and its
+/// epoch, asked of every broker's real controller listener (DescribeQuorum).
+pub async fn active_controller(state: &LabState) -> Option<(String, i32)> {
+    let controllers = state.settings.get("direct_controllers")?.as_object()?;
+    let mut best: Option<(String, i32)> = None;
+    for (name, addr) in controllers {
+        let Some(addr) = addr.as_str().and_then(|a| a.parse().ok()) else {
+            continue;
+        };
+        if let Ok(view) = crate::kafka::wire::describe_quorum(addr, Duration::from_secs(1)).await
+            && view.is_leader()
+            && best.as_ref().is_none_or(|(_, e)| *e < view.leader_epoch)
+        {
+            best = Some((name.clone(), view.leader_epoch));
+        }
+    }
+    best
 }
 
 /// Members as `rift lab status` shows them: client through rift and direct, and the
