@@ -57,8 +57,12 @@ pub fn evaluate(r: &Report) -> Vec<Goal> {
         Outcome::Ok(p) => Goal {
             goal: apply_goal.into(),
             measured: format!(
-                "{:.0} µs over {} connections{} ({} still moving, {} resumed after heal)",
-                p.apply_us,
+                "{} over {} connections{} ({} still moving, {} resumed after heal)",
+                if p.apply_us > 0.0 {
+                    format!("{:.0} µs", p.apply_us)
+                } else {
+                    format!("below the {:.0} µs resolution", p.resolution_us)
+                },
                 p.connections,
                 p.capped_by
                     .as_deref()

@@ -379,9 +379,9 @@ pub fn run(
         idle,
         partition,
         kafka_produce: Outcome::Skipped {
-            reason:
-                "not part of this harness yet: it needs the local Kafka lab driven through rift"
-                    .into(),
+            reason: "not measured: the direct baseline needs a Kafka lab whose brokers advertise their real ports, \
+                     and the lab (rift_checkers::lab::kafka) always advertises rift's"
+                .into(),
         },
         goals: vec![],
     };
