@@ -22,8 +22,10 @@ if [[ -x "$TOXIPROXY_BIN" ]] && "$TOXIPROXY_BIN" -version 2>/dev/null | grep -q 
     exit 0
 fi
 
-# Go is preinstalled on the build machines but not always on PATH for non-login shells.
+# Go is preinstalled on the build machines but not always on PATH for non-login shells,
+# and its build cache needs a home.
 export PATH="$PATH:/usr/local/go/bin"
+export HOME="${HOME:-/root}"
 command -v go >/dev/null 2>&1 || { echo "40-bench: go toolchain not found; install Go to build Toxiproxy" >&2; exit 1; }
 
 gobin="$(mktemp -d)"
