@@ -54,6 +54,12 @@ enum Command {
 async fn main() -> std::process::ExitCode {
     cmd::init_logging();
     let cli = Cli::parse();
+    if !matches!(
+        cli.command,
+        Command::Proxy(_) | Command::Lab(_) | Command::Scenario(_) | Command::Watch(_)
+    ) {
+        rift_proxy::restore_default_sigpipe();
+    }
     let result = match cli.command {
         Command::Proxy(args) => cmd::proxy::run(args).await,
         Command::Partition(args) => cmd::control::partition(args).await,

@@ -26,3 +26,5 @@ pub mod relay;
 pub mod server;
 mod sys;
 pub mod topology;
+
+pub use sys::restore_default_sigpipe;

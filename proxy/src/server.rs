@@ -281,7 +281,12 @@ async fn handle_connection(client: TcpStream, peer: SocketAddr, target: Target, 
             }
             Admission::Dial => match dial(&target.upstream).await {
                 Err(error) => {
-                    tracing::warn!(upstream = %target.upstream, %error, "upstream dial failed; resetting client");
+                    // A refused dial is a member that is down or not up yet: routine in a lab.
+                    if error.kind() == std::io::ErrorKind::ConnectionRefused {
+                        tracing::debug!(upstream = %target.upstream, %error, "upstream refused; resetting client");
+                    } else {
+                        tracing::warn!(upstream = %target.upstream, %error, "upstream dial failed; resetting client");
+                    }
                     metrics::connection_reset("dial");
                     set_reset_on_close(&client);
                     Ok(())

@@ -1,5 +1,6 @@
 //! The only module with `unsafe`: an exact NETLINK_SOCK_DIAG lookup that finds the
-//! inode of the TCP socket with a given 4-tuple (about 2 µs, no /proc/net scan).
+//! inode of the TCP socket with a given 4-tuple (about 2 µs, no /proc/net scan), and
+//! the SIGPIPE disposition of short-lived commands.
 
 use std::io;
 use std::mem::size_of;
@@ -109,6 +110,16 @@ pub fn tcp_socket_inode(local: SocketAddr, remote: SocketAddr) -> io::Result<Opt
         return Err(io::Error::last_os_error());
     }
     parse_reply(&reply[..received as usize])
+}
+
+/// Restores the default SIGPIPE action so that `rift status | head` ends quietly
+/// instead of failing on a closed pipe. Only for commands that own no sockets: a
+/// proxy must get EPIPE from a dead peer, not die of it.
+pub fn restore_default_sigpipe() {
+    // SAFETY: signal(2) with a valid signal number and the default disposition.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }
 
 fn read_u32(bytes: &[u8], at: usize) -> Option<u32> {
