@@ -146,13 +146,18 @@ impl KafkaCluster {
             };
             let client_ep = endpoint("client")?;
             let ctl_ep = endpoint(CONTROLLER_ENDPOINT)?;
-            let resolve = |upstream: &str| {
-                upstream.parse().map_err(|_| {
-                    ScenarioError::Cluster(format!(
-                        "topology node {}: upstream {upstream:?} is not an IP:port",
-                        node.name
-                    ))
-                })
+            let resolve = |upstream: &str| -> Result<std::net::SocketAddr, ScenarioError> {
+                use std::net::ToSocketAddrs;
+                upstream
+                    .to_socket_addrs()
+                    .ok()
+                    .and_then(|mut a| a.next())
+                    .ok_or_else(|| {
+                        ScenarioError::Cluster(format!(
+                            "topology node {}: cannot resolve {upstream:?} from here (give --endpoint {}=HOST:PORT)",
+                            node.name, node.name
+                        ))
+                    })
             };
             // An --endpoint NAME=HOST:PORT names the broker's real client listener
             // when the topology's upstream is not reachable from here.
@@ -227,10 +232,12 @@ async fn broker_id_at(
             .create()
             .ok()?;
         let md = consumer.fetch_metadata(None, Duration::from_secs(5)).ok()?;
+        // rift may listen on 0.0.0.0 while brokers advertise a concrete address.
         md.brokers()
             .iter()
             .find(|b| {
-                b.port() == i32::from(advertised.port()) && b.host() == advertised.ip().to_string()
+                b.port() == i32::from(advertised.port())
+                    && (advertised.ip().is_unspecified() || b.host() == advertised.ip().to_string())
             })
             .map(|b| b.id())
     })
