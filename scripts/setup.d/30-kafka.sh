@@ -12,7 +12,8 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 pom="$repo/compose/kafka-lab/pom.xml"
 libs="${RIFT_KAFKA_LIBS:-$repo/.rift/kafka-libs}"
 version="$(sed -n 's|.*<kafka.version>\(.*\)</kafka.version>.*|\1|p' "$pom")"
-stamp="$libs/.complete-$version"
+# The stamp names the pom's hash: editing the pom (a version bump) re-resolves.
+stamp="$libs/.complete-$(sha256sum "$pom" | cut -c1-16)"
 
 sudo_if_needed() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
