@@ -48,7 +48,7 @@ fi
 echo "30-kafka: resolving Kafka $version into $libs"
 mkdir -p "$libs"
 rm -f "$libs"/*.jar "$libs"/.complete-*
-mvn -q -B -f "$pom" dependency:copy-dependencies \
+mvn -q -B -Dstyle.color=never -f "$pom" dependency:copy-dependencies \
     -DincludeScope=runtime -DoutputDirectory="$libs"
 
 # The lab launches these two entry points by name: fail here, not in a test.
