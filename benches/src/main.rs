@@ -11,6 +11,7 @@ mod echo;
 mod goals;
 mod many;
 mod report;
+mod riftapi;
 mod run;
 mod sys;
 mod targets;

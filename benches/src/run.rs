@@ -1,6 +1,7 @@
 //! One benchmark run: start the targets, run every workload interleaved across them,
 //! and collect the figures into a [`Report`].
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -8,15 +9,16 @@ use anyhow::{Context, Result, anyhow, bail};
 use hdrhistogram::Histogram;
 use tokio::runtime::Runtime;
 
+use crate::blocking;
 use crate::echo::EchoProcess;
 use crate::goals::{self, CONNECT, PING_1K, PING_64};
-use crate::many::{self, Cutter};
+use crate::many;
 use crate::report::{
     IdleMemory, IdleRow, LatencyRow, Outcome, Percentiles, Report, START_FAILED, TargetStatus,
     ThroughputRow,
 };
 use crate::sys::{self, Machine};
-use crate::targets::{self, Binaries, Kind, RIFT_NODE, StartError, Target};
+use crate::targets::{self, Binaries, Kind, StartError, Target};
 
 /// Sizes of one run.
 #[derive(Debug, Clone)]
@@ -79,16 +81,72 @@ impl Plan {
         }
         plan
     }
-
-    fn open_loop_name(&self) -> String {
-        format!("open-loop 64 B at {} req/s", self.open_loop_rate)
-    }
 }
 
 struct Running {
     target: Target,
     // Kept alive for as long as the target runs; dropped after it.
     _echo: EchoProcess,
+}
+
+/// The workloads whose figure is a latency histogram, run one after the other on each
+/// target in every round.
+#[derive(Debug, Clone, Copy)]
+enum Latency {
+    Ping64,
+    Ping1K,
+    OpenLoop,
+    Connect,
+}
+
+impl Latency {
+    const ALL: [Latency; 4] = [
+        Latency::Ping64,
+        Latency::Ping1K,
+        Latency::OpenLoop,
+        Latency::Connect,
+    ];
+
+    fn name(self, plan: &Plan) -> String {
+        match self {
+            Latency::Ping64 => PING_64.into(),
+            Latency::Ping1K => PING_1K.into(),
+            Latency::OpenLoop => format!("open-loop 64 B at {} req/s", plan.open_loop_rate),
+            Latency::Connect => CONNECT.into(),
+        }
+    }
+
+    /// Whether the client sends on a schedule it can fall behind (open loop).
+    fn on_schedule(self) -> bool {
+        matches!(self, Latency::OpenLoop)
+    }
+
+    /// One round: the histogram, and how late an on-schedule sender fell behind.
+    fn run(self, addr: SocketAddr, plan: &Plan) -> Result<(Histogram<u64>, Duration)> {
+        let no_lag = |h| (h, Duration::ZERO);
+        match self {
+            Latency::Ping64 => {
+                blocking::ping_pong(addr, 64, plan.ping_iterations, plan.ping_warmup).map(no_lag)
+            }
+            Latency::Ping1K => {
+                blocking::ping_pong(addr, 1024, plan.ping_iterations, plan.ping_warmup).map(no_lag)
+            }
+            Latency::OpenLoop => {
+                blocking::open_loop(addr, 64, plan.open_loop_rate, plan.open_loop_duration)
+                    .map(|o| (o.hist, o.max_send_lag))
+            }
+            Latency::Connect => blocking::connect_first_byte(addr, plan.connects).map(no_lag),
+        }
+    }
+}
+
+/// Adds one round to a target's histogram; the first error sticks.
+fn merge(acc: &mut Result<Histogram<u64>, String>, round: Result<Histogram<u64>>) {
+    *acc = match (std::mem::replace(acc, Err(String::new())), round) {
+        (Ok(mut total), Ok(h)) => total.add(&h).map(|()| total).map_err(|e| e.to_string()),
+        (Err(e), _) => Err(e),
+        (_, Err(e)) => Err(format!("{e:#}")),
+    };
 }
 
 /// A progress line on stderr for each step.
@@ -218,15 +276,9 @@ pub fn run(
         });
     }
 
-    let open_loop_name = plan.open_loop_name();
-    let workloads = [PING_64, PING_1K, open_loop_name.as_str(), CONNECT];
-    let mut hists: Vec<Vec<Result<Histogram<u64>, String>>> = workloads
+    let mut hists: Vec<Vec<Result<Histogram<u64>, String>>> = Latency::ALL
         .iter()
-        .map(|_| {
-            (0..n)
-                .map(|_| Ok(crate::blocking::new_histogram()))
-                .collect()
-        })
+        .map(|_| (0..n).map(|_| Ok(blocking::new_histogram())).collect())
         .collect();
     let mut send_lag = vec![Duration::ZERO; n];
     let mut bulk: Vec<ThroughputRow> = running
@@ -242,11 +294,12 @@ pub fn run(
     for round in 0..plan.rounds {
         // Rotate the order each round so no target always runs first (or after the bulk).
         let order: Vec<usize> = (0..n).map(|i| (i + round as usize) % n).collect();
-        for (w, name) in workloads.iter().enumerate() {
+        for (w, workload) in Latency::ALL.iter().enumerate() {
             for &i in &order {
                 let target = &mut running[i].target;
                 progress.tick(&format!(
-                    "{name}: {} (round {}/{})",
+                    "{}: {} (round {}/{})",
+                    workload.name(plan),
                     target.kind,
                     round + 1,
                     plan.rounds
@@ -254,40 +307,14 @@ pub fn run(
                 if hists[w][i].is_err() {
                     continue;
                 }
-                let measured = match w {
-                    0 => crate::blocking::ping_pong(
-                        target.addr,
-                        64,
-                        plan.ping_iterations,
-                        plan.ping_warmup,
-                    ),
-                    1 => crate::blocking::ping_pong(
-                        target.addr,
-                        1024,
-                        plan.ping_iterations,
-                        plan.ping_warmup,
-                    ),
-                    3 => crate::blocking::connect_first_byte(target.addr, plan.connects),
-                    _ => crate::blocking::open_loop(
-                        target.addr,
-                        64,
-                        plan.open_loop_rate,
-                        plan.open_loop_duration,
-                    )
-                    .map(|o| {
-                        send_lag[i] = send_lag[i].max(o.max_send_lag);
-                        o.hist
-                    }),
-                }
-                .and_then(|h| target.check_alive().map(|()| h));
-                hists[w][i] = match (
-                    measured,
-                    std::mem::replace(&mut hists[w][i], Ok(crate::blocking::new_histogram())),
-                ) {
-                    (Ok(h), Ok(mut acc)) => acc.add(&h).map(|()| acc).map_err(|e| e.to_string()),
-                    (Err(e), _) => Err(format!("{e:#}")),
-                    (_, Err(e)) => Err(e),
-                };
+                let measured = workload
+                    .run(target.addr, plan)
+                    .and_then(|m| target.check_alive().map(|()| m))
+                    .map(|(h, lag)| {
+                        send_lag[i] = send_lag[i].max(lag);
+                        h
+                    });
+                merge(&mut hists[w][i], measured);
             }
         }
         for &i in &order {
@@ -314,16 +341,18 @@ pub fn run(
     }
 
     let mut latency = Vec::new();
-    for (w, name) in workloads.iter().enumerate() {
+    for (w, workload) in Latency::ALL.iter().enumerate() {
         for (i, r) in running.iter().enumerate() {
             let result = match &hists[w][i] {
                 Ok(h) => Outcome::Ok(Percentiles::of(h)),
                 Err(e) => Outcome::Failed { error: e.clone() },
             };
             // Only the open-loop sender runs on a schedule it can fall behind.
-            let sender_lag_max_us = (w == 2).then(|| send_lag[i].as_secs_f64() * 1e6);
+            let sender_lag_max_us = workload
+                .on_schedule()
+                .then(|| send_lag[i].as_secs_f64() * 1e6);
             latency.push(LatencyRow {
-                workload: (*name).into(),
+                workload: workload.name(plan),
                 target: r.target.kind.name().into(),
                 result,
                 sender_lag_max_us,
@@ -337,7 +366,7 @@ pub fn run(
                 "partition applied to {} live connections: rift",
                 plan.partition_conns
             ));
-            let cutter = RiftApi::new(r.target.api_url.clone().unwrap_or_default());
+            let cutter = crate::riftapi::RiftApi::new(r.target.api_url.clone().unwrap_or_default());
             match rt.block_on(many::partition_apply(
                 r.target.addr,
                 plan.partition_conns,
@@ -417,52 +446,4 @@ async fn idle_memory(target: &Target, n: usize) -> Result<IdleMemory> {
         after_kib: after,
         per_connection_kib: after.saturating_sub(before) as f64 / n as f64,
     })
-}
-
-/// Cuts the `client` identity (the harness) from the echo node through rift's control
-/// API, in both directions, with the default `hold` fault.
-struct RiftApi {
-    url: String,
-    http: reqwest::Client,
-}
-
-impl RiftApi {
-    fn new(url: String) -> Self {
-        Self {
-            url,
-            http: reqwest::Client::new(),
-        }
-    }
-
-    async fn post(&self, path: &str, body: serde_json::Value) -> Result<()> {
-        let resp = self
-            .http
-            .post(format!("{}{path}", self.url))
-            .json(&body)
-            .send()
-            .await?;
-        if !resp.status().is_success() {
-            let status = resp.status();
-            bail!(
-                "POST {path}: {status}: {}",
-                resp.text().await.unwrap_or_default()
-            );
-        }
-        Ok(())
-    }
-}
-
-impl Cutter for RiftApi {
-    async fn cut(&self) -> Result<()> {
-        let rule = |from: &str, to: &str| serde_json::json!({"from": from, "to": to, "fault": {"kind": "hold"}});
-        self.post(
-            "/faults",
-            serde_json::json!({"label": "bench", "rules": [rule("client", RIFT_NODE), rule(RIFT_NODE, "client")]}),
-        )
-        .await
-    }
-
-    async fn heal(&self) -> Result<()> {
-        self.post("/heal", serde_json::json!({})).await
-    }
 }
