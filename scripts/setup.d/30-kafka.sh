@@ -53,8 +53,11 @@ mvn -q -B -Dstyle.color=never -f "$pom" dependency:copy-dependencies \
 
 # The lab launches these two entry points by name: fail here, not in a test.
 jar="$libs/kafka_2.13-$version.jar"
+# Listed once into a variable: `unzip | grep -q` under pipefail fails at random when
+# grep stops reading early.
+listing="$(unzip -l "$jar")"
 for class in kafka/Kafka.class kafka/tools/StorageTool.class; do
-    if ! unzip -l "$jar" | grep -q " $class\$"; then
+    if ! grep -q " $class\$" <<<"$listing"; then
         echo "30-kafka: $class missing from $jar" >&2
         exit 1
     fi
