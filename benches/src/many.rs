@@ -200,6 +200,74 @@ mod tests {
         assert_eq!(t.resumed_after_heal, 20);
     }
 
+    /// A minimal proxy in front of the echo server whose relays hold every chunk while
+    /// `paused` is true: the cut the workload has to see.
+    struct PausingProxy {
+        addr: SocketAddr,
+        paused: tokio::sync::watch::Sender<bool>,
+    }
+
+    impl PausingProxy {
+        async fn start(upstream: SocketAddr) -> Self {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let (paused, rx) = tokio::sync::watch::channel(false);
+            tokio::spawn(async move {
+                loop {
+                    let (client, _) = listener.accept().await.unwrap();
+                    let server = TcpStream::connect(upstream).await.unwrap();
+                    let (cr, cw) = client.into_split();
+                    let (sr, sw) = server.into_split();
+                    tokio::spawn(relay(cr, sw, rx.clone()));
+                    tokio::spawn(relay(sr, cw, rx.clone()));
+                }
+            });
+            Self { addr, paused }
+        }
+    }
+
+    async fn relay(
+        mut from: tokio::net::tcp::OwnedReadHalf,
+        mut to: tokio::net::tcp::OwnedWriteHalf,
+        mut paused: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let mut buf = [0u8; 4096];
+        loop {
+            let Ok(n @ 1..) = from.read(&mut buf).await else {
+                return;
+            };
+            // Hold the chunk (never drop it) until the pause ends.
+            if paused.wait_for(|p| !*p).await.is_err() || to.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    impl Cutter for PausingProxy {
+        async fn cut(&self) -> Result<()> {
+            self.paused.send_replace(true);
+            Ok(())
+        }
+        async fn heal(&self) -> Result<()> {
+            self.paused.send_replace(false);
+            Ok(())
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_real_cut_stops_every_connection_and_heal_resumes_them() {
+        let echo = EchoServer::start().unwrap();
+        let proxy = PausingProxy::start(echo.addr()).await;
+        let t = partition_apply(proxy.addr, 50, Duration::from_millis(100), &proxy)
+            .await
+            .unwrap();
+        assert_eq!(t.still_moving, 0, "{t:?}");
+        assert_eq!(t.resumed_after_heal, 50, "{t:?}");
+        assert!(t.echoes_before_cut > 0, "{t:?}");
+        // The pause takes effect at once: nothing arrives long after the call.
+        assert!(t.apply_us < 50_000.0, "{t:?}");
+    }
+
     #[tokio::test(flavor = "current_thread")]
     async fn opens_and_proves_connections() {
         let echo = EchoServer::start().unwrap();
