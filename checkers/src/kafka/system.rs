@@ -356,3 +356,31 @@ impl Cluster for KafkaCluster {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_urls_lose_their_scheme() {
+        assert_eq!(strip_scheme("kafka://127.0.0.1:9092/"), "127.0.0.1:9092");
+        assert_eq!(strip_scheme("127.0.0.1:9092"), "127.0.0.1:9092");
+    }
+
+    #[test]
+    fn settings_reject_unknown_keys_and_bad_values() {
+        let spec = |text: &str| ClusterSpec {
+            system: "kafka".into(),
+            nodes: 3,
+            settings: toml::from_str(text).unwrap(),
+        };
+        let ok: KafkaSettings = spec("heap_mb = 256\nbroker = { \"num.io.threads\" = 2 }")
+            .parse("f.toml")
+            .unwrap();
+        assert_eq!(ok.heap_mb, 256);
+        let err = spec("heapmb = 1")
+            .parse::<KafkaSettings>("f.toml")
+            .unwrap_err();
+        assert!(err.to_string().contains("heapmb"), "{err}");
+    }
+}
