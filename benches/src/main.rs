@@ -9,6 +9,7 @@
 mod blocking;
 mod echo;
 mod goals;
+mod kafka;
 mod many;
 mod report;
 mod riftapi;
@@ -48,6 +49,10 @@ pub struct Args {
     /// Live connections cut by the partition workload (default: 10000, or 200 with --quick).
     #[arg(long)]
     pub partition_conns: Option<usize>,
+    /// Also measure Kafka produce latency (acks=all) on a 3-broker lab, direct and through
+    /// rift: needs Java and the Kafka jars (scripts/setup.sh) and about a minute.
+    #[arg(long)]
+    pub kafka: bool,
     /// The rift binary to benchmark.
     #[arg(long, env = "RIFT_BIN", default_value_os_t = default_rift_bin())]
     pub rift_bin: PathBuf,

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use crate::kafka::KafkaProduce;
 use crate::many::PartitionTiming;
 use crate::sys::Machine;
 
@@ -21,7 +22,7 @@ pub struct Report {
     pub throughput: Vec<ThroughputRow>,
     pub idle: Vec<IdleRow>,
     pub partition: Outcome<PartitionTiming>,
-    pub kafka_produce: Outcome<()>,
+    pub kafka_produce: Outcome<KafkaProduce>,
     pub goals: Vec<Goal>,
 }
 
@@ -181,6 +182,9 @@ impl Report {
                 out.push(format!("idle connections via {}: {error}", r.target));
             }
         }
+        if let Outcome::Failed { error } = &self.kafka_produce {
+            out.push(format!("Kafka produce: {error}"));
+        }
         match &self.partition {
             Outcome::Failed { error } => out.push(format!("partition: {error}")),
             Outcome::Ok(p) if p.still_moving > 0 => out.push(format!(
@@ -251,8 +255,29 @@ impl Report {
                 let _ = writeln!(md, "{}", outcome_text(other));
             }
         }
-        md.push_str("\n## Kafka produce latency (acks=all)\n\n");
-        let _ = writeln!(md, "{}", outcome_text(&self.kafka_produce));
+        md.push_str("\n## Kafka produce latency (acks=all, 3 brokers, min.insync.replicas 2)\n\n");
+        match &self.kafka_produce {
+            Outcome::Ok(k) => {
+                md.push_str("| cluster | records | p50 µs | p99 µs | p99.9 µs | max µs |\n|---|---|---|---|---|---|\n");
+                for (name, p) in [("direct", &k.direct), ("through rift", &k.through_rift)] {
+                    let _ = writeln!(
+                        md,
+                        "| {name} | {} | {:.0} | {:.0} | {:.0} | {:.0} |",
+                        p.samples, p.p50_us, p.p99_us, p.p999_us, p.max_us
+                    );
+                }
+                let _ = writeln!(
+                    md,
+                    "\nAdded by rift: p50 {:+.0} µs, p99 {:+.0} µs (p50 ratio {:.2}).",
+                    k.through_rift.p50_us - k.direct.p50_us,
+                    k.through_rift.p99_us - k.direct.p99_us,
+                    k.through_rift.p50_us / k.direct.p50_us
+                );
+            }
+            other => {
+                let _ = writeln!(md, "{}", outcome_text(other));
+            }
+        }
         md.push_str("\n## Targets for rift\n\n| goal | measured | met |\n|---|---|---|\n");
         for g in &self.goals {
             let met = match g.met {

@@ -34,6 +34,8 @@ pub struct Plan {
     pub idle_conns: usize,
     pub partition_conns: usize,
     pub partition_period: Duration,
+    /// Timed acks=all sends per Kafka cluster; 0 when --kafka was not given.
+    pub kafka_records: u64,
 }
 
 impl Plan {
@@ -51,6 +53,7 @@ impl Plan {
                 idle_conns: 200,
                 partition_conns: 200,
                 partition_period: Duration::from_millis(200),
+                kafka_records: 200,
             }
         } else {
             Plan {
@@ -68,8 +71,12 @@ impl Plan {
                 idle_conns: 10_000,
                 partition_conns: 10_000,
                 partition_period: Duration::from_secs(1),
+                kafka_records: 2_000,
             }
         };
+        if !args.kafka {
+            plan.kafka_records = 0;
+        }
         if let Some(r) = args.rounds {
             plan.rounds = r.max(1);
         }
@@ -252,7 +259,10 @@ pub fn run(
     let has_rift = running.iter().any(|r| r.target.kind == Kind::Rift);
     let mut progress = Progress {
         step: 0,
-        total: proxies + plan.rounds as usize * 5 * n + usize::from(has_rift),
+        total: proxies
+            + plan.rounds as usize * 5 * n
+            + usize::from(has_rift)
+            + usize::from(plan.kafka_records > 0),
         started: Instant::now(),
     };
 
@@ -387,6 +397,30 @@ pub fn run(
         },
     };
 
+    let kafka_produce = if plan.kafka_records == 0 {
+        Outcome::Skipped {
+            reason: "not requested (--kafka; needs Java and the Kafka jars from scripts/setup.sh)"
+                .into(),
+        }
+    } else {
+        progress.tick(&format!(
+            "Kafka produce acks=all x{}: direct, then through rift",
+            plan.kafka_records
+        ));
+        // rift runs inside this process for the lab: give it the same two worker
+        // threads a standalone rift would have, not the harness's single thread.
+        let kafka_rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .context("building the Kafka runtime")?;
+        match kafka_rt.block_on(crate::kafka::produce_latency(plan.kafka_records, 100)) {
+            Ok(k) => Outcome::Ok(k),
+            Err(e) => Outcome::Failed {
+                error: format!("{e:#}"),
+            },
+        }
+    };
     let mut report = Report {
         machine,
         loadavg_at_end: sys::loadavg(),
@@ -407,11 +441,7 @@ pub fn run(
         throughput: bulk,
         idle,
         partition,
-        kafka_produce: Outcome::Skipped {
-            reason: "not measured: the direct baseline needs a Kafka lab whose brokers advertise their real ports, \
-                     and the lab (rift_checkers::lab::kafka) always advertises rift's"
-                .into(),
-        },
+        kafka_produce,
         goals: vec![],
     };
     report.goals = goals::evaluate(&report);
