@@ -3,14 +3,19 @@
 //! a state directory; a lab left by a crashed run is detected and cleared, a running
 //! one is never reused.
 
-use std::path::PathBuf;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use rift_checkers::etcd::observer::{EtcdObserver, majority_leader_of};
-use rift_checkers::lab::etcd::{EtcdLabConfig, up_detached};
+use rift_checkers::lab::etcd::{EtcdLabConfig, up_detached as etcd_up};
+use rift_checkers::lab::kafka::detached::{
+    DetachedOptions, active_controller, up_detached as kafka_up,
+};
+use rift_checkers::lab::kafka::plan::KafkaLabOptions;
 use rift_checkers::lab::{self, LabState};
 use serde_json::json;
 
@@ -26,12 +31,14 @@ pub struct LabArgs {
 #[derive(Subcommand)]
 enum LabCommand {
     /// Start real members and a background `rift proxy` on every link between them.
-    #[command(after_help = "Example: rift lab up etcd --nodes 5\n\
-etcd is Debian's etcd-server 3.4 at /usr/bin/etcd, or the binary in ETCD_BIN.")]
+    #[command(after_help = "Examples:\n  rift lab up etcd --nodes 5\n  rift lab up kafka --nodes 3\n\
+etcd is Debian's etcd-server 3.4 at /usr/bin/etcd, or the binary in ETCD_BIN.\n\
+Kafka runs the Maven Central jars from scripts/setup.sh (or RIFT_KAFKA_LIBS) on Java 17.")]
     Up(UpArgs),
     /// Stop everything the lab started and remove its data.
     Down,
-    /// Members, their client URLs, the leader and its applied term.
+    /// Members, their client URLs through rift, and who leads (etcd: the Raft leader
+    /// and its applied term; Kafka: the active KRaft controller and its epoch).
     Status {
         /// Print JSON instead of a table.
         #[arg(long)]
@@ -39,9 +46,10 @@ etcd is Debian's etcd-server 3.4 at /usr/bin/etcd, or the binary in ETCD_BIN.")]
     },
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, PartialEq, ValueEnum)]
 enum System {
     Etcd,
+    Kafka,
 }
 
 #[derive(Args)]
@@ -50,18 +58,42 @@ struct UpArgs {
     /// Number of members: 3, 4 or 5 are the tested sizes.
     #[arg(long, default_value_t = 3)]
     nodes: usize,
-    /// Run without --pre-vote (etcd 3.4's own default).
-    #[arg(long)]
-    no_pre_vote: bool,
-    /// Raft heartbeat interval.
-    #[arg(long, default_value = "50ms", value_parser = humantime::parse_duration)]
-    heartbeat: Duration,
-    /// Raft election timeout (at least 5x the heartbeat).
-    #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration)]
-    election: Duration,
     /// First port to allocate (default: a random free range in 20000-29000).
     #[arg(long)]
     base_port: Option<u16>,
+    /// etcd: run without --pre-vote (etcd 3.4's own default).
+    #[arg(long)]
+    no_pre_vote: bool,
+    /// etcd: Raft heartbeat interval [default: 50ms].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    heartbeat: Option<Duration>,
+    /// etcd: Raft election timeout, at least 5x the heartbeat [default: 500ms].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    election: Option<Duration>,
+    /// kafka: JVM heap per broker, in MiB [default: 384].
+    #[arg(long)]
+    heap_mb: Option<u32>,
+}
+
+impl UpArgs {
+    /// Flags of the other system are refused rather than silently ignored.
+    fn check_flags(&self) -> anyhow::Result<()> {
+        let given: &[(&str, bool)] = match self.system {
+            System::Etcd => &[("--heap-mb", self.heap_mb.is_some())],
+            System::Kafka => &[
+                ("--no-pre-vote", self.no_pre_vote),
+                ("--heartbeat", self.heartbeat.is_some()),
+                ("--election", self.election.is_some()),
+            ],
+        };
+        if let Some((flag, _)) = given.iter().find(|(_, set)| *set) {
+            bail!(
+                "{flag} does not apply to a {} lab",
+                self.system.to_possible_value().expect("named").get_name()
+            );
+        }
+        Ok(())
+    }
 }
 
 pub async fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
@@ -82,12 +114,7 @@ pub async fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn up_cmd(state_dir: PathBuf, up: UpArgs) -> anyhow::Result<ExitCode> {
-    let System::Etcd = up.system;
-    let mut config = EtcdLabConfig::new(up.nodes, &state_dir);
-    config.pre_vote = !up.no_pre_vote;
-    config.heartbeat_ms = up.heartbeat.as_millis() as u64;
-    config.election_ms = up.election.as_millis() as u64;
-    config.base_port = up.base_port;
+    up.check_flags()?;
     let rift = std::env::current_exe().context("locating the rift executable")?;
     if let lab::Preflight::ClearedStale(old) = lab::clear_stale(&state_dir)? {
         eprintln!(
@@ -95,19 +122,93 @@ async fn up_cmd(state_dir: PathBuf, up: UpArgs) -> anyhow::Result<ExitCode> {
             old.system, old.started_at
         );
     }
-    let state = up_detached(config, &rift).await?;
+    let state = match up.system {
+        System::Etcd => {
+            let mut config = EtcdLabConfig::new(up.nodes, &state_dir);
+            config.pre_vote = !up.no_pre_vote;
+            config.heartbeat_ms = up.heartbeat.map_or(50, |d| d.as_millis() as u64);
+            config.election_ms = up.election.map_or(500, |d| d.as_millis() as u64);
+            config.base_port = up.base_port;
+            with_progress(&state_dir, up.nodes, "members", etcd_up(config, &rift)).await?
+        }
+        System::Kafka => {
+            let mut options = KafkaLabOptions::default();
+            if let Some(heap) = up.heap_mb {
+                options.heap_mb = heap;
+            }
+            let options = DetachedOptions {
+                nodes: up.nodes,
+                state_dir: state_dir.clone(),
+                base_port: up.base_port,
+                lab: options,
+            };
+            with_progress(&state_dir, up.nodes, "brokers", kafka_up(options, &rift)).await?
+        }
+    };
     print_members(&state);
     let api = state.api_url.clone().unwrap_or_default();
+    let first = state.members.first().map_or("NODE", |m| m.name.as_str());
     println!("\nrift API: {api}");
-    println!("  export RIFT_API={api}    # then: rift isolate etcd1, rift status, rift heal");
+    println!("  export RIFT_API={api}    # then: rift isolate {first}, rift status, rift heal");
     println!("stop with: rift lab down");
     Ok(ExitCode::SUCCESS)
 }
 
+/// Runs a lab start while telling the user how far it got: the processes recorded in
+/// `lab.json` so far, then the wait for the cluster to form. A terminal gets one
+/// line rewritten in place; a log or pipe gets a line every few seconds.
+async fn with_progress<T>(
+    state_dir: &Path,
+    nodes: usize,
+    what: &str,
+    start: impl Future<Output = Result<T, lab::LabError>>,
+) -> Result<T, lab::LabError> {
+    let tty = std::io::stderr().is_terminal();
+    let began = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_secs(if tty { 1 } else { 5 }));
+    tick.tick().await;
+    tokio::pin!(start);
+    let result = loop {
+        tokio::select! {
+            r = &mut start => break r,
+            _ = tick.tick() => {
+                // The proxy is recorded first, then one process per member.
+                let started = LabState::load(state_dir)
+                    .ok()
+                    .flatten()
+                    .map_or(0, |s| s.processes.len().saturating_sub(1));
+                let phase = if started < nodes {
+                    format!("{started} of {nodes} {what} started")
+                } else {
+                    format!("waiting for the {nodes} {what} to form a cluster")
+                };
+                let secs = began.elapsed().as_secs();
+                if tty {
+                    eprint!("\r\x1b[2K{phase} ({secs} s)");
+                } else {
+                    eprintln!("{phase} ({secs} s)");
+                }
+            }
+        }
+    };
+    if tty && began.elapsed() >= Duration::from_secs(1) {
+        eprint!("\r\x1b[2K");
+    }
+    if result.is_ok() {
+        eprintln!("lab up in {:.1} s", began.elapsed().as_secs_f64());
+    }
+    result
+}
+
 fn print_members(state: &LabState) {
+    // A Kafka lab records each broker's controller listener where etcd has its peer URL.
+    let (member, peer) = match state.system.as_str() {
+        "kafka" => ("broker", "controller (via rift)"),
+        _ => ("member", "peer (via rift)"),
+    };
     println!(
-        "{:<8} {:<26} {:<26} peer (via rift)",
-        "member", "client (via rift)", "client (direct)"
+        "{member:<8} {:<26} {:<26} {peer}",
+        "client (via rift)", "client (direct)"
     );
     for m in &state.members {
         println!(
@@ -121,33 +222,9 @@ async fn status_cmd(state_dir: PathBuf, as_json: bool) -> anyhow::Result<ExitCod
     let state =
         LabState::load(&state_dir)?.ok_or_else(|| lab::LabError::NotRunning(state_dir.clone()))?;
     let running: Vec<u32> = state.running().iter().map(|p| p.pid).collect();
-    let endpoints: Vec<(String, String)> = state
-        .members
-        .iter()
-        .map(|m| (m.name.clone(), m.direct_client_url.clone()))
-        .collect();
-    let observer = EtcdObserver::connect(&endpoints).await?;
-    let all = observer.status_all(Duration::from_millis(800)).await;
-    let leader = majority_leader_of(&all, observer.quorum());
     let healthy = state.is_healthy();
-    let mut members = Vec::new();
-    for m in &state.members {
-        let proc_ = state.processes.iter().find(|p| p.name == m.name);
-        let st = all.iter().find(|(n, _)| *n == m.name).map(|(_, s)| s);
-        members.push(json!({
-            "name": m.name,
-            "pid": proc_.map(|p| p.pid),
-            "running": proc_.is_some_and(|p| running.contains(&p.pid)),
-            "client_url": m.client_url,
-            "direct_client_url": m.direct_client_url,
-            "peer_url": m.peer_url,
-            "leader": st.and_then(|s| s.as_ref().ok()).and_then(|s| s.leader.clone()),
-            "applied_term": st.and_then(|s| s.as_ref().ok()).map(|s| s.applied_term),
-            "error": st.and_then(|s| s.as_ref().err()).map(|e| e.to_string()),
-        }));
-    }
     let proxy = state.processes.iter().find(|p| p.name == "rift-proxy");
-    let out = json!({
+    let mut out = json!({
         "system": state.system,
         "state_dir": state_dir,
         "started_at": state.started_at,
@@ -155,10 +232,22 @@ async fn status_cmd(state_dir: PathBuf, as_json: bool) -> anyhow::Result<ExitCod
         "api_url": state.api_url,
         "proxy_running": proxy.is_some_and(|p| running.contains(&p.pid)),
         "settings": state.settings,
-        "leader": leader.as_ref().map(|l| &l.0),
-        "term": leader.as_ref().map(|l| l.1),
-        "members": members,
     });
+    let process = |name: &str| {
+        let p = state.processes.iter().find(|p| p.name == name);
+        (
+            p.map(|p| p.pid),
+            p.is_some_and(|p| running.contains(&p.pid)),
+        )
+    };
+    let table = match state.system.as_str() {
+        "etcd" => etcd_status(&state, &mut out, process).await?,
+        "kafka" => kafka_status(&state, &mut out, process).await,
+        other => bail!(
+            "{}: unknown lab system {other:?} (known: etcd, kafka)",
+            LabState::path(&state_dir).display()
+        ),
+    };
     if as_json {
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
@@ -174,40 +263,137 @@ async fn status_cmd(state_dir: PathBuf, as_json: bool) -> anyhow::Result<ExitCod
                 "  [DEGRADED: some processes are gone; `rift lab down` cleans up]"
             }
         );
-        match &leader {
-            Some((l, t)) => println!("leader {l}, applied term {t}"),
-            None => println!("no leader agreed by a majority"),
-        }
-        println!(
-            "{:<8} {:<8} {:<7} {:<8} {:<5} {:<26} client (direct)",
-            "member", "pid", "running", "leader", "term", "client (via rift)"
-        );
-        for m in &members {
-            println!(
-                "{:<8} {:<8} {:<7} {:<8} {:<5} {:<26} {}",
-                m["name"].as_str().unwrap_or(""),
-                m["pid"]
-                    .as_u64()
-                    .map(|p| p.to_string())
-                    .unwrap_or("-".into()),
-                if m["running"].as_bool().unwrap_or(false) {
-                    "yes"
-                } else {
-                    "NO"
-                },
-                m["leader"].as_str().unwrap_or("-"),
-                m["applied_term"]
-                    .as_u64()
-                    .map(|p| p.to_string())
-                    .unwrap_or("-".into()),
-                m["client_url"].as_str().unwrap_or(""),
-                m["direct_client_url"].as_str().unwrap_or(""),
-            );
-        }
+        print!("{table}");
     }
     Ok(if healthy {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+fn yes_no(v: &serde_json::Value) -> &'static str {
+    if v.as_bool().unwrap_or(false) {
+        "yes"
+    } else {
+        "NO"
+    }
+}
+
+fn or_dash(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Number(n) => n.to_string(),
+        _ => "-".into(),
+    }
+}
+
+/// Fills `out` with the etcd members and their leader; returns the text table.
+async fn etcd_status(
+    state: &LabState,
+    out: &mut serde_json::Value,
+    process: impl Fn(&str) -> (Option<u32>, bool),
+) -> anyhow::Result<String> {
+    let endpoints: Vec<(String, String)> = state
+        .members
+        .iter()
+        .map(|m| (m.name.clone(), m.direct_client_url.clone()))
+        .collect();
+    let observer = EtcdObserver::connect(&endpoints).await?;
+    let all = observer.status_all(Duration::from_millis(800)).await;
+    let leader = majority_leader_of(&all, observer.quorum());
+    let mut members = Vec::new();
+    for m in &state.members {
+        let (pid, running) = process(&m.name);
+        let st = all.iter().find(|(n, _)| *n == m.name).map(|(_, s)| s);
+        members.push(json!({
+            "name": m.name,
+            "pid": pid,
+            "running": running,
+            "client_url": m.client_url,
+            "direct_client_url": m.direct_client_url,
+            "peer_url": m.peer_url,
+            "leader": st.and_then(|s| s.as_ref().ok()).and_then(|s| s.leader.clone()),
+            "applied_term": st.and_then(|s| s.as_ref().ok()).map(|s| s.applied_term),
+            "error": st.and_then(|s| s.as_ref().err()).map(|e| e.to_string()),
+        }));
+    }
+    let mut t = match &leader {
+        Some((l, term)) => format!("leader {l}, applied term {term}\n"),
+        None => "no leader agreed by a majority\n".to_string(),
+    };
+    t += &format!(
+        "{:<8} {:<8} {:<7} {:<8} {:<5} {:<26} client (direct)\n",
+        "member", "pid", "running", "leader", "term", "client (via rift)"
+    );
+    for m in &members {
+        t += &format!(
+            "{:<8} {:<8} {:<7} {:<8} {:<5} {:<26} {}\n",
+            or_dash(&m["name"]),
+            or_dash(&m["pid"]),
+            yes_no(&m["running"]),
+            or_dash(&m["leader"]),
+            or_dash(&m["applied_term"]),
+            or_dash(&m["client_url"]),
+            or_dash(&m["direct_client_url"]),
+        );
+    }
+    out["leader"] = json!(leader.as_ref().map(|l| &l.0));
+    out["term"] = json!(leader.as_ref().map(|l| l.1));
+    out["members"] = members.into();
+    Ok(t)
+}
+
+/// Fills `out` with the brokers and the active KRaft controller, asked of the
+/// brokers' real controller listeners so a fault in place never hides it; returns the
+/// text table.
+async fn kafka_status(
+    state: &LabState,
+    out: &mut serde_json::Value,
+    process: impl Fn(&str) -> (Option<u32>, bool),
+) -> String {
+    let active = active_controller(state).await;
+    let direct_controllers = &state.settings["direct_controllers"];
+    let mut brokers = Vec::new();
+    for m in &state.members {
+        let (pid, running) = process(&m.name);
+        brokers.push(json!({
+            "name": m.name,
+            "pid": pid,
+            "running": running,
+            "client_url": m.client_url,
+            "direct_client_url": m.direct_client_url,
+            "controller_url": m.peer_url,
+            "direct_controller_url": direct_controllers.get(&m.name),
+            "active_controller": active.as_ref().is_some_and(|(a, _)| *a == m.name),
+        }));
+    }
+    let mut t = match &active {
+        Some((c, epoch)) => format!("active controller {c}, epoch {epoch}\n"),
+        None => "no active controller answers DescribeQuorum\n".to_string(),
+    };
+    t += &format!(
+        "{:<8} {:<8} {:<7} {:<10} {:<22} {:<22} controller (via rift)\n",
+        "broker", "pid", "running", "controller", "client (via rift)", "client (direct)"
+    );
+    for b in &brokers {
+        t += &format!(
+            "{:<8} {:<8} {:<7} {:<10} {:<22} {:<22} {}\n",
+            or_dash(&b["name"]),
+            or_dash(&b["pid"]),
+            yes_no(&b["running"]),
+            if b["active_controller"] == true {
+                "active"
+            } else {
+                "-"
+            },
+            or_dash(&b["client_url"]),
+            or_dash(&b["direct_client_url"]),
+            or_dash(&b["controller_url"]),
+        );
+    }
+    out["active_controller"] = json!(active.as_ref().map(|a| &a.0));
+    out["controller_epoch"] = json!(active.as_ref().map(|a| a.1));
+    out["members"] = brokers.into();
+    t
 }
