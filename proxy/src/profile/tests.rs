@@ -1,4 +1,5 @@
 use super::*;
+use crate::topology::{CLIENT, Topology};
 
 fn topology(n: usize) -> Topology {
     let mut text = String::new();
