@@ -1,8 +1,11 @@
 //! `rift lab` end to end with real etcd: `lab up` leaves a background `rift proxy` and
 //! three members running, `lab status --json` reports them and their leader, the proxy
 //! really cuts the leader off, a running lab is never reused, a crashed one is cleared
-//! by the next `lab up`, and `lab down` stops everything and removes the state.
-//! Needs etcd (scripts/setup.sh installs it); a missing etcd is a failure, not a skip.
+//! by the next `lab up`, and `lab down` stops everything and removes the state. The
+//! same for a Kafka KRaft lab: brokers, the active controller, a controller isolated
+//! through the background proxy losing its role.
+//! Needs etcd, Java 17 and the Kafka jars (scripts/setup.sh installs them); a missing
+//! component is a failure, not a skip.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -131,5 +134,165 @@ fn lab_up_status_isolate_crash_and_down() {
         !o.status.success() && text(&o).contains("no lab"),
         "{}",
         text(&o)
+    );
+}
+
+/// Stops a lab even when an assertion fails half-way, so no JVM outlives the test.
+struct LabGuard<'a>(&'a str);
+
+impl Drop for LabGuard<'_> {
+    fn drop(&mut self) {
+        if Path::new(self.0).exists() {
+            let _ = rift(&["lab", "down", "--state-dir", self.0]);
+        }
+    }
+}
+
+#[test]
+fn kafka_lab_up_status_isolate_controller_and_down() {
+    let dir_path = std::env::temp_dir().join(format!("rift-cli-lab-kafka-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir_path);
+    let dir = dir_path.to_str().unwrap();
+
+    // Flags of the other system and sizes outside 3-5 are refused before anything starts.
+    let o = rift(&[
+        "lab",
+        "up",
+        "kafka",
+        "--heartbeat",
+        "10ms",
+        "--state-dir",
+        dir,
+    ]);
+    assert!(
+        !o.status.success() && text(&o).contains("--heartbeat does not apply to a kafka lab"),
+        "{}",
+        text(&o)
+    );
+    let o = rift(&["lab", "up", "kafka", "--nodes", "7", "--state-dir", dir]);
+    assert!(
+        !o.status.success() && text(&o).contains("nodes = 7"),
+        "{}",
+        text(&o)
+    );
+
+    let _guard = LabGuard(dir);
+    let started = Instant::now();
+    // A base port away from the etcd test's random 20000-29000 range.
+    let o = rift(&[
+        "lab",
+        "up",
+        "kafka",
+        "--nodes",
+        "3",
+        "--base-port",
+        "31400",
+        "--state-dir",
+        dir,
+    ]);
+    assert!(
+        o.status.success(),
+        "lab up kafka failed (run scripts/setup.sh to install Java 17 and the Kafka jars): {}",
+        text(&o)
+    );
+    let out = text(&o);
+    assert!(out.contains("rift API: http://127.0.0.1:"), "{out}");
+    assert!(out.contains("lab up in"), "{out}");
+    eprintln!("kafka lab up in {:?}", started.elapsed());
+
+    let (ok, st) = status(dir);
+    assert!(
+        ok && st["system"] == "kafka" && st["healthy"] == true && st["proxy_running"] == true,
+        "{st:#}"
+    );
+    let brokers = st["members"].as_array().unwrap();
+    assert_eq!(brokers.len(), 3, "{st:#}");
+    assert!(brokers.iter().all(|b| b["running"] == true), "{st:#}");
+    let names: Vec<&str> = brokers
+        .iter()
+        .map(|b| b["name"].as_str().unwrap())
+        .collect();
+    let controller = st["active_controller"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no active controller: {st:#}"))
+        .to_string();
+    assert!(names.contains(&controller.as_str()), "{st:#}");
+    let flagged: Vec<_> = brokers
+        .iter()
+        .filter(|b| b["active_controller"] == true)
+        .collect();
+    assert_eq!(flagged.len(), 1, "{st:#}");
+    assert_eq!(flagged[0]["name"], controller.as_str());
+    let api = st["api_url"].as_str().unwrap().to_string();
+
+    let o = rift(&["lab", "up", "kafka", "--state-dir", dir]);
+    assert!(
+        !o.status.success() && text(&o).contains("already running"),
+        "{}",
+        text(&o)
+    );
+
+    // The background proxy knows which JVM is which broker: cutting the active
+    // controller off makes the other two elect a new one.
+    let o = rift(&["isolate", &controller, "--api", &api, "--duration", "30s"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = rift(&["status", "--api", &api]);
+    let shown = text(&o);
+    assert!(o.status.success(), "{shown}");
+    assert!(
+        shown.contains("isolate") && shown.contains(&format!("| {controller}")),
+        "rift status does not show the isolation of {controller}: {shown}"
+    );
+    let held = shown
+        .lines()
+        .filter(|l| {
+            l.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .contains(&"hold")
+        })
+        .count();
+    assert_eq!(
+        held, 4,
+        "expected 4 held links around {controller}: {shown}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, st) = status(dir);
+        if st["active_controller"]
+            .as_str()
+            .is_some_and(|c| c != controller)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no new controller after isolating {controller}: {st:#}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let o = rift(&["heal", "--api", &api]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = rift(&["status", "--api", &api]);
+    assert!(text(&o).contains("no active faults"), "{}", text(&o));
+
+    let pids: Vec<u64> = st["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["pid"].as_u64().unwrap())
+        .collect();
+    let o = rift(&["lab", "down", "--state-dir", dir]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("stopped the kafka lab (4 processes)"),
+        "{}",
+        text(&o)
+    );
+    assert!(!Path::new(dir).exists(), "lab down leaves {dir}");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        pids.iter().all(|p| pid_gone(*p)),
+        "lab down left brokers running"
     );
 }

@@ -31,9 +31,11 @@ pub struct LabArgs {
 #[derive(Subcommand)]
 enum LabCommand {
     /// Start real members and a background `rift proxy` on every link between them.
-    #[command(after_help = "Examples:\n  rift lab up etcd --nodes 5\n  rift lab up kafka --nodes 3\n\
+    #[command(
+        after_help = "Examples:\n  rift lab up etcd --nodes 5\n  rift lab up kafka --nodes 3\n\
 etcd is Debian's etcd-server 3.4 at /usr/bin/etcd, or the binary in ETCD_BIN.\n\
-Kafka runs the Maven Central jars from scripts/setup.sh (or RIFT_KAFKA_LIBS) on Java 17.")]
+Kafka runs the Maven Central jars from scripts/setup.sh (or RIFT_KAFKA_LIBS) on Java 17."
+    )]
     Up(UpArgs),
     /// Stop everything the lab started and remove its data.
     Down,

@@ -23,7 +23,10 @@ enum ScenarioCommand {
     /// Start a cluster (or attach to one), apply the fault, hold, heal, settle, judge.
     #[command(
         after_help = "Examples:\n  rift scenario run profiles/scenarios/etcd-leader-isolation.toml\n  \
-rift scenario run FILE --attach http://127.0.0.1:7070 --endpoint etcd1=http://127.0.0.1:2379 ...\n\
+rift scenario run FILE --attach http://127.0.0.1:7070\n  \
+rift scenario run FILE --attach http://127.0.0.1:7070 --endpoint etcd1=http://etcd1.lan:2379 ...\n\
+With --attach, members' real client addresses come from the proxy's topology (the\n\
+upstream of each node's `client` endpoint); --endpoint overrides them.\n\
 Exit status: 0 when every checker passes, 1 when one fails or the run cannot complete."
     )]
     Run(RunArgs),
@@ -42,9 +45,11 @@ struct RunArgs {
     #[arg(long)]
     out: Option<PathBuf>,
     /// Use the running proxy at this control API instead of starting a lab.
-    #[arg(long, requires = "endpoints")]
+    #[arg(long)]
     attach: Option<String>,
-    /// With --attach: a member's direct client URL, as NAME=URL (repeat per member).
+    /// With --attach: a member's real client address, as NAME=URL (etcd:
+    /// http://HOST:PORT; Kafka: HOST:PORT). Repeat per member. Default: the upstream of
+    /// each node's `client` endpoint in the proxy's topology.
     #[arg(long = "endpoint", value_parser = parse_endpoint)]
     endpoints: Vec<(String, String)>,
     /// State directory of the lab started for this run (default: .rift/scenario/<scenario>).
@@ -61,13 +66,58 @@ struct RunArgs {
 fn parse_endpoint(text: &str) -> Result<(String, String), String> {
     let (name, url) = text
         .split_once('=')
+        .filter(|(n, u)| !n.is_empty() && !u.is_empty())
         .ok_or_else(|| format!("{text:?}: expected NAME=URL, e.g. etcd1=http://127.0.0.1:2379"))?;
-    if !url.starts_with("http://") && !url.starts_with("https://") {
-        return Err(format!(
-            "{text:?}: the URL must start with http:// or https://"
-        ));
-    }
     Ok((name.to_string(), url.to_string()))
+}
+
+/// The members' real client addresses for `--attach`: the `--endpoint` flags when
+/// given, else derived from the proxy's topology. Kafka's attach reads the topology
+/// itself, so for it the flags are passed through as given.
+async fn attach_endpoints(
+    system: &str,
+    api: &str,
+    given: &[(String, String)],
+) -> anyhow::Result<Vec<(String, String)>> {
+    if system != "etcd" {
+        return Ok(given.to_vec());
+    }
+    if let Some((name, url)) = given
+        .iter()
+        .find(|(_, u)| !u.starts_with("http://") && !u.starts_with("https://"))
+    {
+        bail!("--endpoint {name}={url}: an etcd client URL must start with http:// or https://");
+    }
+    if !given.is_empty() {
+        return Ok(given.to_vec());
+    }
+    let topology = rift_proxy::client::ApiClient::new(api)
+        .topology()
+        .await
+        .with_context(|| format!("--attach {api}: reading the proxy's topology"))?;
+    let mut endpoints = Vec::new();
+    for node in &topology.nodes {
+        let Some(client) = node.endpoints.iter().find(|e| e.name == "client") else {
+            bail!(
+                "--attach {api}: topology node {} has no `client` endpoint to derive its client URL from; \
+                 give --endpoint NAME=URL for every member",
+                node.name
+            );
+        };
+        // A compose topology names containers this host may not resolve; say which
+        // flag fixes it rather than failing later inside the etcd client.
+        if std::net::ToSocketAddrs::to_socket_addrs(client.upstream.as_str()).is_err() {
+            bail!(
+                "--attach {api}: node {}'s client upstream {:?} does not resolve from here; \
+                 give --endpoint {}=http://HOST:PORT for every member",
+                node.name,
+                client.upstream,
+                node.name
+            );
+        }
+        endpoints.push((node.name.clone(), format!("http://{}", client.upstream)));
+    }
+    Ok(endpoints)
 }
 
 pub async fn run(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
@@ -113,9 +163,11 @@ async fn run_cmd(args: RunArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| default_out(&scenario.name));
     let cluster = match &args.attach {
         Some(api) => {
+            let endpoints =
+                attach_endpoints(&scenario.cluster.system, api, &args.endpoints).await?;
             let options = AttachOptions {
                 api_url: api.clone(),
-                endpoints: args.endpoints.clone(),
+                endpoints,
             };
             attach_cluster(&scenario.cluster, &scenario.origin, &options).await?
         }
