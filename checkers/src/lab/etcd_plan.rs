@@ -129,7 +129,7 @@ impl EtcdLabPlan {
             .or_else(|_| which(&config.etcd_bin))
             .map_err(|_| LabError::Spawn {
                 program: config.etcd_bin.display().to_string(),
-                source: std::io::Error::new(
+                error: std::io::Error::new(
                     std::io::ErrorKind::NotFound,
                     "no such executable (install etcd-server, or set ETCD_BIN)",
                 ),

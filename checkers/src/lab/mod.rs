@@ -36,16 +36,17 @@ pub enum LabError {
         path: PathBuf,
         error: std::io::Error,
     },
-    #[error("cannot start {program}: {source} (run scripts/setup.sh to install it)")]
+    // Like `Io`: the cause is in the message, not a `source`, so chains print it once.
+    #[error("cannot start {program}: {error} (run scripts/setup.sh to install it)")]
     Spawn {
         program: String,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{path}: {message}")]
     State { path: PathBuf, message: String },
     #[error("a lab is already running in {dir} (started {started}); run `rift lab down` first")]
     AlreadyRunning { dir: PathBuf, started: String },
-    #[error("no lab in {0}; start one with `rift lab up etcd`")]
+    #[error("no lab in {0}; start one with `rift lab up etcd` or `rift lab up kafka`")]
     NotRunning(PathBuf),
     #[error("ports: {0}")]
     Ports(String),

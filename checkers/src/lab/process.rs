@@ -109,7 +109,7 @@ impl LabProcess {
         }
         let child = cmd.spawn().map_err(|e| LabError::Spawn {
             program: spec.program.display().to_string(),
-            source: e,
+            error: e,
         })?;
         Ok(Self {
             name: name.to_string(),

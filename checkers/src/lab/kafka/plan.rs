@@ -410,7 +410,7 @@ async fn format_storage(
             .spawn()
             .map_err(|e| LabError::Spawn {
                 program: java.display().to_string(),
-                source: e,
+                error: e,
             })?;
         children.push((child, log));
     }
@@ -440,7 +440,7 @@ pub fn find_java() -> Result<PathBuf, LabError> {
         .find(|p| p.is_file())
         .ok_or_else(|| LabError::Spawn {
             program: "java".into(),
-            source: std::io::Error::new(
+            error: std::io::Error::new(
                 std::io::ErrorKind::NotFound,
                 "no java in $JAVA_HOME/bin or PATH; Java 17 is required",
             ),
