@@ -1,3 +1,4 @@
+# syntax=docker/dockerfile:1
 # Multi-stage build of the `rift` binary for the compose clusters (compose/*.yml).
 #
 #   docker build -t rift:local .
