@@ -117,7 +117,7 @@ def test_drift_topology_missing_node_is_caught():
 def test_drift_kafka_controller_not_advertised_is_caught():
     compose = load_yaml(COMPOSE_DIR / "kafka.yml")
     env = compose["services"]["kafka1"]["environment"]
-    env["KAFKA_ADVERTISED_LISTENERS"] = "BROKER://rift:11092,CLIENT://127.0.0.1:11094"
+    env["KAFKA_ADVERTISED_LISTENERS"] = "REPLICATION://rift:11092,CLIENT://127.0.0.1:11094"
     found = problems("kafka", compose=compose)
     assert any("kafka1" in p and "CONTROLLER" in p for p in found), found
 
