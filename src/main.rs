@@ -50,8 +50,7 @@ enum Command {
     Watch(cmd::watch::WatchArgs),
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     cmd::init_logging();
     let cli = Cli::parse();
     if !matches!(
@@ -60,6 +59,21 @@ async fn main() -> std::process::ExitCode {
     ) {
         rift_proxy::restore_default_sigpipe();
     }
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Command::Proxy(args) = &cli.command {
+        // Fewer data-plane threads mean fewer cross-thread wake-ups per relayed chunk.
+        runtime.worker_threads(args.threads());
+    }
+    match runtime.enable_all().build() {
+        Ok(runtime) => runtime.block_on(run(cli)),
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> std::process::ExitCode {
     let result = match cli.command {
         Command::Proxy(args) => cmd::proxy::run(args).await,
         Command::Partition(args) => cmd::control::partition(args).await,

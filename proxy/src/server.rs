@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::Instrument;
@@ -115,15 +115,12 @@ pub async fn start(
     let mut listeners = Vec::new();
     for (node_index, node) in topology.nodes.iter_mut().enumerate() {
         for endpoint in node.endpoints.iter_mut() {
-            let listener =
-                TcpListener::bind(endpoint.listen)
-                    .await
-                    .map_err(|source| ProxyError::Listen {
-                        node: node.name.clone(),
-                        endpoint: endpoint.name.clone(),
-                        address: endpoint.listen,
-                        source,
-                    })?;
+            let listener = bind_listener(endpoint.listen).map_err(|source| ProxyError::Listen {
+                node: node.name.clone(),
+                endpoint: endpoint.name.clone(),
+                address: endpoint.listen,
+                source,
+            })?;
             if let Ok(bound) = listener.local_addr() {
                 endpoint.listen = bound;
             }
@@ -215,6 +212,21 @@ pub async fn start(
         shutdown,
         tasks,
     })
+}
+
+/// Connections a listener may queue before rift accepts them. The standard library's
+/// 128 overflows when thousands of members or clients connect at once.
+const ACCEPT_BACKLOG: u32 = 4096;
+
+fn bind_listener(address: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if address.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(ACCEPT_BACKLOG)
 }
 
 #[derive(Clone)]
