@@ -59,11 +59,19 @@ fn main() -> std::process::ExitCode {
     ) {
         rift_proxy::restore_default_sigpipe();
     }
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if let Command::Proxy(args) = &cli.command {
-        // Fewer data-plane threads mean fewer cross-thread wake-ups per relayed chunk.
-        runtime.worker_threads(args.threads());
-    }
+    let mut runtime = match &cli.command {
+        // One thread runs the data plane and its I/O driver: a relayed chunk never
+        // wakes a second thread.
+        Command::Proxy(args) if args.threads() == 1 => {
+            tokio::runtime::Builder::new_current_thread()
+        }
+        Command::Proxy(args) => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(args.threads());
+            builder
+        }
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
     match runtime.enable_all().build() {
         Ok(runtime) => runtime.block_on(run(cli)),
         Err(error) => {

@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use metrics::{Counter, Histogram};
 use socket2::SockRef;
+use tokio::io::Interest;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
@@ -348,7 +349,7 @@ impl<'a> Pump<'a> {
         if self.buf.is_empty() {
             self.buf.resize(INITIAL_BUFFER, 0);
         }
-        match from.try_read(&mut self.buf) {
+        match read_drained(from, &mut self.buf) {
             Ok(n) => {
                 if n == self.buf.len() && n < MAX_BUFFER {
                     // The reader keeps filling the buffer: give it a bigger one next time.
@@ -443,7 +444,7 @@ impl<'a> Pump<'a> {
     /// newly published matrix, moves to the heap buffer and takes the normal path.
     fn forward_small(&mut self) -> Result<Step, RelayError> {
         let mut stack = [0u8; INITIAL_BUFFER];
-        let n = match self.from.try_read(&mut stack) {
+        let n = match read_drained(self.from, &mut stack) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Step::Continue),
             Err(e) => return Err(Self::io_error(self.from_side, "read")(e)),
@@ -497,6 +498,26 @@ impl<'a> Pump<'a> {
             None => {}
         }
         Ok(Step::Continue)
+    }
+}
+
+/// Reads like `try_read` and, like tokio's own `poll_read`, takes a short read as proof
+/// that the socket is drained: the next wait goes straight to epoll instead of paying
+/// for a read that returns EAGAIN. The readiness tick is taken before the read, so
+/// bytes that arrive meanwhile still wake the relay.
+fn read_drained(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    let len = buf.len();
+    let mut short = None;
+    let result = stream.try_io(Interest::READABLE, || match stream.try_read(buf) {
+        Ok(n) if n > 0 && n < len => {
+            short = Some(n);
+            Err(io::ErrorKind::WouldBlock.into())
+        }
+        other => other,
+    });
+    match short {
+        Some(n) => Ok(n),
+        None => result,
     }
 }
 
