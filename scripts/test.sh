@@ -25,6 +25,6 @@ step "compose checks"
 python3 -m pytest -q compose/tests
 
 step "benchmark smoke"
-scripts/bench.sh --quick
+scripts/bench.sh --quick --kafka
 
 step "done"
