@@ -17,7 +17,10 @@ fn load(name: &str) -> Topology {
 fn compose_topologies_are_valid_rift_topologies() {
     for (file, endpoints) in [
         ("rift-etcd.toml", vec!["peer", "client"]),
-        ("rift-kafka.toml", vec!["replication", "controller", "client"]),
+        (
+            "rift-kafka.toml",
+            vec!["replication", "controller", "client"],
+        ),
     ] {
         let t = load(file);
         assert_eq!(t.nodes.len(), 3, "{file}");

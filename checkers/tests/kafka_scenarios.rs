@@ -8,7 +8,8 @@
 //!   (the isolated leader acknowledges nothing);
 //! - no-lost-records after acknowledged records are deleted behind its back.
 //!
-//! Finally the replication cut runs again through `attach` (the HTTP control API).
+//! Before them, `rift watch`'s gauges are read from the same lab. Finally the
+//! replication cut runs again through `attach` (the HTTP control API).
 //!
 //! Needs Java 17 and the Kafka jars (scripts/setup.sh); missing ones fail the test.
 //! One lab is shared by all cases to keep the run within the CI budget.
@@ -20,6 +21,7 @@ use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use rift_checkers::kafka::checks::loss::{NoLostConfig, NoLostRecordsChecker};
+use rift_checkers::kafka::client::{self, TopicSpec};
 use rift_checkers::kafka::system::KafkaCluster;
 use rift_checkers::lab::kafka::{KafkaLab, KafkaLabOptions};
 use rift_checkers::report::Report;
@@ -27,6 +29,8 @@ use rift_checkers::scenario::runner::{RunOptions, run};
 use rift_checkers::scenario::spec::Scenario;
 use rift_checkers::scenario::system::AttachOptions;
 use rift_checkers::scenario::{Checker, Cluster, Phase, ScenarioContext, Status};
+use rift_checkers::watch::{Sample, WatchTargets, Watcher, render};
+use rift_proxy::control::CutOptions;
 use rift_proxy::fault::{Fault, LinkRule};
 
 fn scenario_file(name: &str) -> PathBuf {
@@ -83,6 +87,7 @@ async fn kafka_three_broker_scenarios() {
             panic!("starting a 3-broker Kafka lab failed: {e}\n(run scripts/setup.sh: it installs Java 17 and the Kafka jars)")
         });
     eprintln!("lab up in {:?}", t.elapsed());
+    watch_reports_controller_and_isr(&lab).await;
     let cluster = KafkaCluster::from_lab(lab);
     use Status::{Fail, Pass};
 
@@ -230,6 +235,100 @@ kind = "leader-isolation-acks"
 
     Box::new(cluster).shutdown().await;
     eprintln!("total {:?}", t.elapsed());
+}
+
+/// `rift watch`'s gauges on this lab: exactly one KRaft quorum leader, its epoch, the
+/// ISR size of a fresh 3-replica partition, and the leader gauge moving off a controller
+/// that rift isolates.
+async fn watch_reports_controller_and_isr(lab: &KafkaLab) {
+    let topic = "rift-watch";
+    let observer = lab.brokers[0].direct_client;
+    client::create_topic(
+        &lab.bootstrap(),
+        observer,
+        &TopicSpec::new(topic, 1, 3),
+        Duration::from_secs(30),
+    )
+    .await
+    .expect("create the watched topic");
+    let targets = WatchTargets {
+        kafka_controllers: lab
+            .brokers
+            .iter()
+            .map(|b| (b.name.clone(), b.direct_controller))
+            .collect(),
+        kafka_bootstrap: lab.brokers.iter().map(|b| b.direct_client).collect(),
+        kafka_topics: vec![topic.to_string()],
+        ..Default::default()
+    };
+    let watcher = Watcher::new(targets, Duration::from_secs(2)).await.unwrap();
+    let leaders = |samples: &[Sample]| -> Vec<String> {
+        samples
+            .iter()
+            .filter(|s| s.name == "rift_cluster_leader" && s.value == 1.0)
+            .map(|s| s.labels[0].1.clone())
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (controller, samples) = loop {
+        let samples = watcher.poll().await;
+        let found = leaders(&samples);
+        let isr = samples
+            .iter()
+            .find(|s| s.name == "rift_partition_isr_size")
+            .map(|s| s.value);
+        if found.len() == 1 && isr == Some(3.0) {
+            break (found[0].clone(), samples);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "watch never showed one controller and ISR 3:\n{}",
+            render(&samples)
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let epoch = samples
+        .iter()
+        .find(|s| s.name == "rift_raft_term" && s.labels[0].1 == controller)
+        .map(|s| s.value)
+        .unwrap();
+    assert!(epoch >= 1.0, "{}", render(&samples));
+    lab.control()
+        .isolate(&controller, CutOptions::default())
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let samples = watcher.poll().await;
+        let found = leaders(&samples);
+        if found.len() == 1 && found[0] != controller {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "leader gauge never left {controller}:\n{}",
+            render(&samples)
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    lab.control().heal();
+    // The scenarios below start from a whole cluster again: every replica back in sync.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let samples = watcher.poll().await;
+        let isr = samples
+            .iter()
+            .find(|s| s.name == "rift_partition_isr_size")
+            .map(|s| s.value);
+        if leaders(&samples).len() == 1 && isr == Some(3.0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "cluster did not recover after heal:\n{}",
+            render(&samples)
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
 }
 
 /// Drives no-lost-records by hand and deletes the acknowledged records (DeleteRecords)
