@@ -334,18 +334,30 @@ impl<'a> Pump<'a> {
         counter.fetch_add(n as u64, Ordering::Relaxed);
     }
 
-    /// Reads into the buffer (allocated on first readiness so idle connections stay
-    /// small). Returns `None` if a matrix change interrupted the wait.
-    async fn read_chunk(&mut self) -> Result<Option<usize>, RelayError> {
+    /// Waits until the source is readable (`true`) or a new matrix is published
+    /// (`false`, and the next mode check reloads it).
+    async fn wait_readable(&mut self) -> Result<bool, RelayError> {
         let from = self.from;
         tokio::select! {
             biased;
-            ready = from.readable() => ready.map_err(Self::io_error(self.from_side, "read"))?,
+            ready = from.readable() => {
+                ready.map_err(Self::io_error(self.from_side, "read"))?;
+                Ok(true)
+            }
             _ = wait_for_change(&mut self.watch) => {
                 self.refresh = true;
-                return Ok(None);
+                Ok(false)
             }
         }
+    }
+
+    /// Reads into the buffer (allocated on first readiness so idle connections stay
+    /// small). Returns `None` if a matrix change interrupted the wait.
+    async fn read_chunk(&mut self) -> Result<Option<usize>, RelayError> {
+        if !self.wait_readable().await? {
+            return Ok(None);
+        }
+        let from = self.from;
         if self.buf.is_empty() {
             self.buf.resize(INITIAL_BUFFER, 0);
         }
@@ -415,14 +427,8 @@ impl<'a> Pump<'a> {
         }
         if self.buf.is_empty() {
             // No bulk transfer seen yet: wait for readiness without owning a buffer.
-            let from = self.from;
-            tokio::select! {
-                biased;
-                ready = from.readable() => ready.map_err(Self::io_error(self.from_side, "read"))?,
-                _ = wait_for_change(&mut self.watch) => {
-                    self.refresh = true;
-                    return Ok(Step::Continue);
-                }
+            if !self.wait_readable().await? {
+                return Ok(Step::Continue);
             }
             return self.forward_small();
         }
