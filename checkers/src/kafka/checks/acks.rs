@@ -13,10 +13,13 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use super::{Watcher, active_controller, fault_targets, humantime_de, led_by, sleep_or_stop};
+use super::{
+    Watcher, active_controller, create_topic, fault_targets, humantime_de, led_by, sleep_or_stop,
+    verdict_after_fault,
+};
 use crate::kafka::ClusterInfo;
 use crate::kafka::client::{self, Acks, TopicSpec, is_not_enough_replicas};
-use crate::scenario::{BoxFuture, Checker, Phase, ScenarioContext, Status, Verdict};
+use crate::scenario::{BoxFuture, Checker, Phase, ScenarioContext, Verdict};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -116,17 +119,8 @@ impl AcksRejectionChecker {
             &self.cfg.min_insync_replicas.to_string(),
         );
         spec.assignment = Some(led_by(&ids, leader_id, 3));
-        let observer = self.info.brokers[0].direct_client;
-        if let Err(e) = client::create_topic(
-            &self.info.bootstrap(),
-            observer,
-            &spec,
-            Duration::from_secs(30),
-        )
-        .await
-        {
-            self.verdict
-                .fail(format!("cannot create topic {}: {e}", self.topic));
+        if let Err(e) = create_topic(&self.info, &spec).await {
+            self.verdict.fail(e);
             return;
         }
         let producer = client::producer(&self.info.bootstrap(), Acks::All, Duration::from_secs(5));
@@ -340,17 +334,11 @@ impl Checker for AcksRejectionChecker {
     }
 
     fn verdict(&mut self) -> Verdict {
-        let mut v = self.verdict.clone();
-        if v.status == Status::Pass {
-            if self.applied_ms == 0 {
-                v.fail("no fault phase was observed");
-            } else {
-                v.pass(format!(
-                    "acks=all rejected with NOT_ENOUGH_REPLICAS (min.insync.replicas={}) while acks=1 succeeded; acks=all recovered after the heal",
-                    self.cfg.min_insync_replicas
-                ));
-            }
-        }
-        v
+        let min_isr = self.cfg.min_insync_replicas;
+        verdict_after_fault(&self.verdict, self.applied_ms, || {
+            format!(
+                "acks=all rejected with NOT_ENOUGH_REPLICAS (min.insync.replicas={min_isr}) while acks=1 succeeded; acks=all recovered after the heal"
+            )
+        })
     }
 }

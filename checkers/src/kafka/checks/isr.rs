@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use super::{Watcher, fault_targets, humantime_de, rotation, sleep_or_stop};
+use super::{Watcher, create_topic, fault_targets, humantime_de, rotation, sleep_or_stop};
 use crate::kafka::ClusterInfo;
 use crate::kafka::client::{self, Acks, PartitionView, TopicSpec};
 use crate::scenario::{BoxFuture, Checker, Phase, ScenarioContext, Verdict};
@@ -87,23 +87,14 @@ impl IsrShrinkChecker {
         let ids: Vec<i32> = self.info.brokers.iter().map(|b| b.id).collect();
         let mut spec = TopicSpec::new(&self.topic, ids.len() as i32, 3);
         spec.assignment = Some(rotation(&ids, ids.len().min(3)));
-        let observer = self.info.brokers[0].direct_client;
-        match client::create_topic(
-            &self.info.bootstrap(),
-            observer,
-            &spec,
-            Duration::from_secs(30),
-        )
-        .await
-        {
+        match create_topic(&self.info, &spec).await {
             Ok(parts) => {
                 self.verdict
                     .evidence(format!("topic {} created: {parts:?}", self.topic));
                 self.partitions = parts;
             }
             Err(e) => {
-                self.verdict
-                    .fail(format!("cannot create topic {}: {e}", self.topic));
+                self.verdict.fail(e);
                 return;
             }
         }

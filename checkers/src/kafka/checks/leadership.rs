@@ -11,11 +11,14 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use super::{Watcher, active_controller, fault_targets, humantime_de, rotation, sleep_or_stop};
+use super::{
+    Watcher, active_controller, create_topic, fault_targets, humantime_de, rotation, sleep_or_stop,
+    verdict_after_fault,
+};
 use crate::kafka::ClusterInfo;
 use crate::kafka::client::{self, PartitionView, TopicSpec};
 use crate::kafka::wire::{QuorumView, describe_quorum};
-use crate::scenario::{BoxFuture, Checker, Phase, ScenarioContext, Status, Verdict};
+use crate::scenario::{BoxFuture, Checker, Phase, ScenarioContext, Verdict};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -88,20 +91,10 @@ impl LeaderStepDownChecker {
         let ids: Vec<i32> = self.info.brokers.iter().map(|b| b.id).collect();
         let mut spec = TopicSpec::new(&self.topic, ids.len() as i32, 3);
         spec.assignment = Some(rotation(&ids, ids.len().min(3)));
-        let observer = self.info.brokers[0].direct_client;
-        match client::create_topic(
-            &self.info.bootstrap(),
-            observer,
-            &spec,
-            Duration::from_secs(30),
-        )
-        .await
-        {
+        match create_topic(&self.info, &spec).await {
             Ok(parts) => self.partitions = parts,
             Err(e) => {
-                return self
-                    .verdict
-                    .fail(format!("cannot create topic {}: {e}", self.topic));
+                return self.verdict.fail(e);
             }
         }
         self.controller = active_controller(&self.info).await;
@@ -291,23 +284,15 @@ impl Checker for LeaderStepDownChecker {
     }
 
     fn verdict(&mut self) -> Verdict {
-        let mut v = self.verdict.clone();
-        if v.status == Status::Pass {
-            if self.applied_ms == 0 {
-                v.fail("no fault phase was observed");
-            } else {
-                v.pass(format!(
-                    "leadership left the isolated broker(s) {:?} within {:?}{}",
-                    self.targets,
-                    self.cfg.within,
-                    if self.expect_controller_move {
-                        ", and so did the KRaft controller"
-                    } else {
-                        ""
-                    }
-                ));
-            }
-        }
-        v
+        let controller = if self.expect_controller_move {
+            ", and so did the KRaft controller"
+        } else {
+            ""
+        };
+        let summary = format!(
+            "leadership left the isolated broker(s) {:?} within {:?}{controller}",
+            self.targets, self.cfg.within
+        );
+        verdict_after_fault(&self.verdict, self.applied_ms, || summary)
     }
 }

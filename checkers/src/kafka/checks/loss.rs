@@ -17,7 +17,10 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use super::{Watcher, active_controller, fault_targets, humantime_de, led_by, sleep_or_stop};
+use super::{
+    Watcher, active_controller, create_topic, fault_targets, humantime_de, led_by, sleep_or_stop,
+    verdict_after_fault,
+};
 use crate::kafka::ClusterInfo;
 use crate::kafka::client::{self, Acks, TopicSpec};
 use crate::scenario::{BoxFuture, Checker, Phase, ScenarioContext, Status, Verdict};
@@ -252,18 +255,8 @@ impl LeaderIsolationChecker {
         let ids: Vec<i32> = self.info.brokers.iter().map(|b| b.id).collect();
         let mut spec = TopicSpec::new(&self.topic, 1, 3).config("min.insync.replicas", "2");
         spec.assignment = Some(led_by(&ids, id, 3));
-        let observer = self.info.brokers[0].direct_client;
-        if let Err(e) = client::create_topic(
-            &self.info.bootstrap(),
-            observer,
-            &spec,
-            Duration::from_secs(30),
-        )
-        .await
-        {
-            return self
-                .verdict
-                .fail(format!("cannot create topic {}: {e}", self.topic));
+        if let Err(e) = create_topic(&self.info, &spec).await {
+            return self.verdict.fail(e);
         }
         let (tx, rx) = tokio::sync::watch::channel(false);
         let _ = tx.send(true);
@@ -421,15 +414,9 @@ impl Checker for LeaderIsolationChecker {
     }
 
     fn verdict(&mut self) -> Verdict {
-        let mut v = self.verdict.clone();
-        if v.status == Status::Pass {
-            if self.applied_ms == 0 {
-                v.fail("no fault phase was observed");
-            } else {
-                v.pass("the isolated leader acknowledged acks=1 only; no acks=all record was acknowledged during the isolation or lost after the heal");
-            }
-        }
-        v
+        verdict_after_fault(&self.verdict, self.applied_ms, || {
+            "the isolated leader acknowledged acks=1 only; no acks=all record was acknowledged during the isolation or lost after the heal".to_string()
+        })
     }
 }
 
@@ -505,18 +492,8 @@ impl NoLostRecordsChecker {
             "min.insync.replicas",
             &self.cfg.min_insync_replicas.to_string(),
         );
-        let observer = self.info.brokers[0].direct_client;
-        if let Err(e) = client::create_topic(
-            &self.info.bootstrap(),
-            observer,
-            &spec,
-            Duration::from_secs(30),
-        )
-        .await
-        {
-            return self
-                .verdict
-                .fail(format!("cannot create topic {}: {e}", self.topic));
+        if let Err(e) = create_topic(&self.info, &spec).await {
+            return self.verdict.fail(e);
         }
         let load = Load {
             bootstrap: self.info.bootstrap(),

@@ -25,8 +25,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::ClusterInfo;
+use super::client::{self, PartitionView, TopicSpec};
 use super::wire::{QuorumView, describe_quorum};
-use crate::scenario::ScenarioContext;
+use crate::scenario::{ScenarioContext, Status, Verdict};
 
 /// Deserializes a humantime duration ("3s", "1m 30s") from a checker table.
 pub fn humantime_de<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
@@ -99,6 +100,40 @@ pub async fn wait_controller(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Creates a checker's topic, asking the first broker directly (not through rift), with
+/// the error worded for a verdict.
+pub async fn create_topic(
+    info: &ClusterInfo,
+    spec: &TopicSpec,
+) -> Result<Vec<PartitionView>, String> {
+    client::create_topic(
+        &info.bootstrap(),
+        info.brokers[0].direct_client,
+        spec,
+        Duration::from_secs(30),
+    )
+    .await
+    .map_err(|e| format!("cannot create topic {}: {e}", spec.name))
+}
+
+/// The final verdict of a checker whose property is about a fault: it passes with
+/// `summary` only if nothing failed and a fault phase was actually observed.
+pub fn verdict_after_fault(
+    verdict: &Verdict,
+    applied_ms: u64,
+    summary: impl FnOnce() -> String,
+) -> Verdict {
+    let mut v = verdict.clone();
+    if v.status == Status::Pass {
+        if applied_ms == 0 {
+            v.fail("no fault phase was observed");
+        } else {
+            v.pass(summary());
+        }
+    }
+    v
 }
 
 /// One partition per broker, partition `i` led (preferred) by the `i`-th broker, so

@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use super::{Watcher, humantime_de, sleep_or_stop};
+use super::{Watcher, humantime_de, sleep_or_stop, verdict_after_fault};
 use crate::kafka::ClusterInfo;
 use crate::kafka::wire::{create_topic_at, describe_quorum};
-use crate::scenario::{BoxFuture, Checker, Phase, ScenarioContext, Status, Verdict};
+use crate::scenario::{BoxFuture, Checker, Phase, ScenarioContext, Verdict};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -254,22 +254,17 @@ impl Checker for QuorumAvailabilityChecker {
     }
 
     fn verdict(&mut self) -> Verdict {
-        let mut v = self.verdict.clone();
-        if v.status == Status::Pass {
-            if self.applied_ms == 0 {
-                v.fail("no fault phase was observed");
-            } else if self.majority.is_empty() {
-                v.pass(format!(
-                    "no side kept a metadata quorum: {:?} neither led nor created topics",
-                    self.minority
-                ));
-            } else {
-                v.pass(format!(
-                    "majority {:?} kept a metadata leader and created a topic; {:?} did neither",
-                    self.majority, self.minority
-                ));
-            }
-        }
-        v
+        let summary = if self.majority.is_empty() {
+            format!(
+                "no side kept a metadata quorum: {:?} neither led nor created topics",
+                self.minority
+            )
+        } else {
+            format!(
+                "majority {:?} kept a metadata leader and created a topic; {:?} did neither",
+                self.majority, self.minority
+            )
+        };
+        verdict_after_fault(&self.verdict, self.applied_ms, || summary)
     }
 }
