@@ -129,24 +129,15 @@ struct LinkCell {
 
 /// The full matrix, every directed pair including `client`.
 async fn links(State(s): State<AppState>) -> Json<Vec<LinkCell>> {
-    let status = s.control.status();
+    let matrix = s.control.matrix();
     let ids = s.control.identities();
     let mut cells = Vec::new();
-    for from in ids.names() {
-        for to in ids.names() {
-            if from == to {
-                continue;
-            }
-            let state = status
-                .links
-                .iter()
-                .find(|l| &l.from == from && &l.to == to)
-                .map(|l| l.state)
-                .unwrap_or(0);
+    for from in 0..ids.len() {
+        for to in (0..ids.len()).filter(|to| *to != from) {
             cells.push(LinkCell {
-                from: from.clone(),
-                to: to.clone(),
-                state,
+                from: ids.name(from).to_string(),
+                to: ids.name(to).to_string(),
+                state: matrix.link_state(from, to),
             });
         }
     }

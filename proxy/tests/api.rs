@@ -96,6 +96,26 @@ async fn api_answers_under_traffic_and_while_faults_are_active() {
                 .any(|l| l.from == "busy2" && l.to == "busy1" && l.state == 1)
         );
     }
+    let cells: Vec<serde_json::Value> = reqwest::get(format!("{}/links", proxy.api_url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let state = |from: &str, to: &str| {
+        cells
+            .iter()
+            .find(|c| c["from"] == from && c["to"] == to)
+            .map(|c| c["state"].as_u64().unwrap())
+    };
+    assert_eq!(
+        cells.len(),
+        6,
+        "every directed pair of busy1, busy2, client"
+    );
+    assert_eq!(state("busy2", "busy1"), Some(1));
+    assert_eq!(state("busy1", "busy2"), Some(1));
+    assert_eq!(state("client", "busy1"), Some(0));
     let metrics = tokio::time::timeout(limit, api.metrics())
         .await
         .unwrap()

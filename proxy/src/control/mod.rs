@@ -136,6 +136,11 @@ impl Control {
         self.inner.matrix.subscribe()
     }
 
+    /// The link matrix in force now.
+    pub fn matrix(&self) -> Arc<LinkMatrix> {
+        self.inner.matrix.borrow().clone()
+    }
+
     /// Adds a labelled set of rules on top of the faults already in force.
     pub fn apply(&self, request: FaultRequest) -> Result<ActiveFault, ControlError> {
         self.apply_with_summary(request, None)

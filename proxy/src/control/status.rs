@@ -98,7 +98,7 @@ impl Drop for ConnectionEntry {
 
 impl Control {
     pub fn status(&self) -> Status {
-        let matrix = self.inner.matrix.borrow().clone();
+        let matrix = self.matrix();
         let ids = &self.inner.ids;
         let mut links = Vec::new();
         for src in 0..ids.len() {
