@@ -19,6 +19,9 @@ use super::POLL_TIMEOUT;
 use crate::etcd::observer::{EtcdObserver, MemberMetrics, majority_leader_of};
 use crate::scenario::{BoxFuture, Checker, Phase, ScenarioContext, Verdict};
 
+/// How long the final observation waits for a majority to agree on a leader.
+const SETTLE_LIMIT: Duration = Duration::from_secs(10);
+
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct StabilityConfig {
@@ -161,6 +164,20 @@ impl Checker for LeaderStability {
                 Phase::HoldEnd => self.snapshot("hold-end").await,
                 Phase::Healed => self.healed_ms = Some(ctx.now_ms()),
                 Phase::Final => {
+                    // Without pre-vote the heal itself triggers an election that can
+                    // outlast a short settle; the final term is only meaningful once a
+                    // majority agrees on a leader again.
+                    let waited = std::time::Instant::now();
+                    match self.observer.wait_for_leader(SETTLE_LIMIT, None).await {
+                        Ok((l, _)) if waited.elapsed() > Duration::from_millis(200) => {
+                            self.verdict.evidence(format!(
+                                "waited {} ms after settle for an agreed leader ({l})",
+                                waited.elapsed().as_millis()
+                            ))
+                        }
+                        Ok(_) => {}
+                        Err(e) => self.verdict.evidence(format!("after settle: {e}")),
+                    }
                     self.snapshot("final").await;
                     if let Some(s) = self.stop.take() {
                         let _ = s.send(true);
