@@ -96,9 +96,7 @@ pub fn open_loop(addr: SocketAddr, size: usize, rate: u64, duration: Duration) -
     let intended = move |i: u64| start + Duration::from_nanos(interval_ns * i);
 
     let sender = std::thread::spawn(move || -> Result<Duration> {
-        // The default 50 µs timer slack would make every sleep overshoot by that much.
-        // SAFETY: PR_SET_TIMERSLACK only changes this thread's timer slack.
-        unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1_000 as libc::c_ulong) };
+        rift_proxy::sys::set_thread_timer_slack(1_000).context("setting the timer slack")?;
         let msg = vec![0xa5u8; size];
         let mut max_lag = Duration::ZERO;
         for i in 0..count {

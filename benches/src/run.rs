@@ -183,7 +183,7 @@ pub fn run(
     out: Option<&Path>,
 ) -> Result<Report> {
     let machine = Machine::describe();
-    let limit = sys::raise_nofile_limit().context("raising RLIMIT_NOFILE")?;
+    let limit = rift_proxy::sys::raise_nofile_limit().context("raising RLIMIT_NOFILE")?;
     // A proxy holds two descriptors per connection, under the same per-process limit.
     let max_conns = (limit.saturating_sub(200) / 2) as usize;
     let mut plan = plan.clone();

@@ -7,26 +7,6 @@ use std::net::{SocketAddr, TcpListener};
 
 use serde::Serialize;
 
-/// Raises RLIMIT_NOFILE to its hard limit; children (the proxies) inherit it, which the
-/// 10,000-connection workloads need on both sides of each proxy.
-pub fn raise_nofile_limit() -> io::Result<u64> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        lim.rlim_cur = lim.rlim_max;
-        if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(lim.rlim_cur)
-}
-
 /// Resident set size of one process, from /proc/PID/status (KiB).
 pub fn vm_rss_kib(pid: u32) -> io::Result<u64> {
     let status = fs::read_to_string(format!("/proc/{pid}/status"))?;

@@ -169,19 +169,10 @@ fn log_file(workdir: &Path, name: &str) -> Result<Stdio, StartError> {
 }
 
 fn spawn(cmd: &mut Command, what: &str, workdir: &Path) -> Result<Child, StartError> {
-    use std::os::unix::process::CommandExt;
     let stdout = log_file(workdir, what)?;
     let stderr = log_file(workdir, &format!("{what}.err"))?;
-    // SAFETY: prctl is async-signal-safe and touches nothing of the parent. A harness
-    // killed mid-run (a CI timeout) must not leave proxies holding ports behind it.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    // A harness killed mid-run (a CI timeout) must not leave proxies holding ports.
+    rift_proxy::sys::kill_child_when_parent_dies(cmd);
     cmd.stdin(Stdio::null())
         .stdout(stdout)
         .stderr(stderr)

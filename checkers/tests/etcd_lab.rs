@@ -109,9 +109,7 @@ async fn crashed_lab_is_detected_and_cleared() {
     let err = clear_stale(&dir).unwrap_err().to_string();
     assert!(err.contains("already running"), "{err}");
     // Simulate a crashed run: kill one member out from under the lab, then forget it.
-    unsafe {
-        libc::kill(pids[0] as i32, libc::SIGKILL);
-    }
+    rift_proxy::sys::send_signal(pids[0], libc::SIGKILL).unwrap();
     std::mem::forget(lab);
     tokio::time::sleep(Duration::from_millis(300)).await;
     match clear_stale(&dir).unwrap() {

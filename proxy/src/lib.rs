@@ -24,7 +24,7 @@ pub mod metrics;
 pub mod profile;
 pub mod relay;
 pub mod server;
-mod sys;
+pub mod sys;
 pub mod topology;
 
 pub use sys::restore_default_sigpipe;

@@ -96,16 +96,7 @@ impl LabProcess {
             .stdout(log)
             .stderr(log2);
         if spec.detach {
-            use std::os::unix::process::CommandExt;
-            // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
-            unsafe {
-                cmd.pre_exec(|| {
-                    if libc::setsid() < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
+            rift_proxy::sys::spawn_in_new_session(&mut cmd);
         }
         let child = cmd.spawn().map_err(|e| LabError::Spawn {
             program: spec.program.display().to_string(),
@@ -170,11 +161,7 @@ impl LabProcess {
 
 /// True if a process with this PID exists and is not a zombie.
 pub fn pid_alive(pid: u32) -> bool {
-    let Ok(pid_i) = i32::try_from(pid) else {
-        return false;
-    };
-    // SAFETY: signal 0 only checks for existence and permission.
-    if unsafe { libc::kill(pid_i, 0) } != 0 {
+    if rift_proxy::sys::send_signal(pid, 0).is_err() {
         return false;
     }
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -193,12 +180,8 @@ pub fn pid_exe(pid: u32) -> Option<PathBuf> {
 }
 
 fn signal(pid: u32, sig: i32) {
-    if let Ok(pid) = i32::try_from(pid) {
-        // SAFETY: plain kill(2) on a PID this lab recorded.
-        unsafe {
-            libc::kill(pid, sig);
-        }
-    }
+    // A process that already exited is what stopping it wanted.
+    let _ = rift_proxy::sys::send_signal(pid, sig);
 }
 
 /// Writes `pid` into `path` (one line).
