@@ -101,7 +101,7 @@ pub struct CheckerSpec {
     pub kind: String,
     /// The table minus `kind`, parsed by the checker with `deny_unknown_fields`.
     pub settings: toml::Table,
-    /// "FILE: [[checker]] #N (kind)" for error messages.
+    /// "FILE: `[[checker]]` #N (kind)" for error messages.
     pub origin: String,
 }
 

@@ -1,6 +1,6 @@
 //! The per-connection copy loop.
 //!
-//! Each byte direction is a [`Pump`] that reads from one socket and writes to the other,
+//! Each byte direction is a `Pump` that reads from one socket and writes to the other,
 //! consulting the link matrix between every read and the matching write. A fault change
 //! is observed at the next wake-up (a `watch` notification races every wait), and a
 //! chunk that was already read is never dropped: under `hold` it simply stays in the
@@ -10,7 +10,7 @@
 //! The fast path (no fault) reads into one lazily allocated buffer that grows from
 //! 16 KiB to 256 KiB when reads fill it, and writes straight back out: no per-chunk
 //! allocation, no channel hop. Degradations (delay, bandwidth, slow close, data limit)
-//! take a slower path with a deadline queue that keeps byte order ([`degrade`]).
+//! take a slower path with a deadline queue that keeps byte order (`degrade`).
 
 mod degrade;
 
