@@ -20,6 +20,7 @@
 
 pub mod detached;
 pub mod plan;
+pub mod runtime;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -30,8 +31,9 @@ use rift_proxy::topology::Topology;
 
 pub use plan::{
     CLIENT_ENDPOINT, CONTROLLER_ENDPOINT, KafkaLabOptions, KafkaPlan, REPLICATION_ENDPOINT,
-    TEST_TIMINGS, find_java, locate_libs, random_cluster_id,
+    TEST_TIMINGS,
 };
+pub use runtime::{find_java, locate_libs, random_cluster_id};
 
 use super::LabError;
 use super::process::LabProcess;
