@@ -250,3 +250,17 @@ fn unreachable_api_says_how_to_fix_it() {
     assert!(!out.status.success());
     assert!(text(&out).contains("rift proxy"), "{}", text(&out));
 }
+
+#[test]
+fn an_unreachable_api_is_named_with_its_cause_once() {
+    let api = format!("http://127.0.0.1:{}", free_port());
+    let out = rift(&["status", "--api", &api]);
+    let all = text(&out);
+    assert!(!out.status.success(), "{all}");
+    assert!(
+        all.contains(&format!("cannot reach the rift control API at {api}")),
+        "{all}"
+    );
+    assert!(all.contains("Connection refused"), "{all}");
+    assert_eq!(all.matches("error sending request").count(), 1, "{all}");
+}

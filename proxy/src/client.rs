@@ -17,7 +17,7 @@ use crate::topology::Topology;
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error(
-        "cannot reach the rift control API at {url}: {source} (is `rift proxy` running? set --api or RIFT_API)"
+        "cannot reach the rift control API at {url} (is `rift proxy` running? set --api or RIFT_API)"
     )]
     Connect { url: String, source: reqwest::Error },
     #[error("rift API {status} for {what}: {message}")]
@@ -26,7 +26,7 @@ pub enum ClientError {
         status: u16,
         message: String,
     },
-    #[error("unexpected answer from rift API for {what}: {source}")]
+    #[error("unexpected answer from rift API for {what}")]
     Decode {
         what: String,
         source: reqwest::Error,

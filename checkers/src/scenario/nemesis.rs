@@ -45,7 +45,7 @@ impl Nemesis {
                 .apply(&request)
                 .await
                 .map(|_| ())
-                .map_err(|e| ScenarioError::Nemesis(e.to_string())),
+                .map_err(|e| ScenarioError::Nemesis(with_causes(&e))),
         }
     }
 
@@ -59,9 +59,22 @@ impl Nemesis {
                 .heal()
                 .await
                 .map(|_| ())
-                .map_err(|e| ScenarioError::Nemesis(e.to_string())),
+                .map_err(|e| ScenarioError::Nemesis(with_causes(&e))),
         }
     }
+}
+
+/// An API client error with the causes below it ("connection refused"), which its own
+/// message leaves to the error chain.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 /// Resolves the scenario's fault into rules for `topology`: a profile with bindings
