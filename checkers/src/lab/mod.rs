@@ -216,14 +216,28 @@ pub fn clear_stale(dir: &Path) -> Result<Preflight, LabError> {
     }
 }
 
-/// Stops every process recorded in `state` (members first, the proxy last).
+const STOP_GRACE: Duration = Duration::from_secs(1);
+
+/// Stops every process recorded in `state`: the members together, then the proxy (the
+/// first record). A clean shutdown of the last etcd leader or Kafka broker waits for a
+/// quorum that is already gone, and the lab's data is deleted next anyway, so the grace
+/// period before SIGKILL is short.
 pub fn stop_processes(state: &LabState) {
-    for record in state.processes.iter().rev() {
+    let stop = |record: &ProcessRecord| {
         if record_alive(record) {
             tracing::info!(name = %record.name, pid = record.pid, "stopping");
-            LabProcess::adopt(&record.name, record.pid).stop(Duration::from_secs(5));
+            LabProcess::adopt(&record.name, record.pid).stop(STOP_GRACE);
         }
-    }
+    };
+    let Some((proxy, members)) = state.processes.split_first() else {
+        return;
+    };
+    std::thread::scope(|scope| {
+        for record in members {
+            scope.spawn(move || stop(record));
+        }
+    });
+    stop(proxy);
 }
 
 /// `rift lab down`: stops the lab in `dir` and removes its data. Returns the state that
