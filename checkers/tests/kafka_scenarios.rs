@@ -6,7 +6,8 @@
 //!   traffic crosses it): isr-shrink, leader-step-down and leader-isolation-acks FAIL;
 //! - leader isolation with the producer on the majority side: leader-isolation-acks FAILS
 //!   (the isolated leader acknowledges nothing);
-//! - no-lost-records after acknowledged records are deleted behind its back.
+//! - no-lost-records after acknowledged records are deleted behind its back, and after
+//!   real loss: an unclean leader election on a topic with min.insync.replicas=1.
 //!
 //! Before them, `rift watch`'s gauges are read from the same lab. Finally the
 //! replication cut runs again through `attach` (the HTTP control API).
@@ -210,6 +211,7 @@ kind = "leader-isolation-acks"
     );
 
     no_lost_records_fails_when_records_vanish(&cluster).await;
+    no_lost_records_fails_after_an_unclean_election(&cluster).await;
 
     // The same lab seen as an already running cluster behind a `rift proxy`: the
     // nemesis speaks HTTP to the control API, the brokers are found from its topology.
@@ -371,4 +373,107 @@ async fn no_lost_records_fails_when_records_vanish(cluster: &KafkaCluster) {
     eprintln!("  {:?} {}: {}", v.status, v.checker, v.summary);
     assert_eq!(v.status, Status::Fail, "{:?}", v.evidence);
     assert!(v.summary.contains("lost"), "{}", v.summary);
+}
+
+/// Real loss, caused by Kafka: a topic with min.insync.replicas=1 and unclean leader
+/// election. The leader is first cut from its followers on the replication endpoint
+/// only, so it shrinks the ISR to itself (through the controller) and acknowledges
+/// acks=all records alone; then it is cut from everything, gets fenced, and a follower
+/// that never had those records is elected. After the heal the old leader truncates to
+/// the new leader's log: no-lost-records must name acknowledged acks=all records lost.
+async fn no_lost_records_fails_after_an_unclean_election(cluster: &KafkaCluster) {
+    let info = cluster.info().clone();
+    let control = cluster.lab().expect("lab").control();
+    let mut checker = NoLostRecordsChecker::new(
+        info.clone(),
+        NoLostConfig {
+            partitions: 1,
+            min_insync_replicas: 1,
+            unclean_leader_election: true,
+            ..Default::default()
+        },
+    );
+    let ctx = ScenarioContext {
+        started: Instant::now(),
+        nodes: info.names(),
+        hold: Duration::from_secs(1),
+        settle: Duration::from_secs(1),
+        fault: None,
+        baseline_leader: None,
+    };
+    checker.on_phase(Phase::Baseline, &ctx).await;
+    // Records acknowledged by the full ISR first: these must survive the election.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let topic = checker.topic().to_string();
+    let view = |at: std::net::SocketAddr| {
+        let topic = topic.clone();
+        async move { client::partition_from(at, &topic, 0, Duration::from_secs(2)).await }
+    };
+    let first = view(info.brokers[0].direct_client).await.expect("metadata");
+    let leader = info.name_of(first.leader);
+    let other = info
+        .brokers
+        .iter()
+        .find(|b| b.id != first.leader)
+        .expect("a follower")
+        .direct_client;
+    eprintln!("unclean election: {topic} led by {leader} ({first:?})");
+
+    let replication_only = CutOptions {
+        endpoints: vec!["replication".into()],
+        ..Default::default()
+    };
+    control.isolate(&leader, replication_only).unwrap();
+    let wait_for = |what: &'static str, want: Box<dyn Fn(&client::PartitionView) -> bool>| {
+        let view = &view;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let seen = view(other).await;
+                if let Ok(p) = &seen
+                    && want(p)
+                {
+                    eprintln!("  {what}: {p:?}");
+                    return;
+                }
+                assert!(Instant::now() < deadline, "{what} never happened: {seen:?}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    let leader_id = first.leader;
+    wait_for(
+        "ISR shrunk to the leader",
+        Box::new(move |p| p.isr == vec![leader_id]),
+    )
+    .await;
+    // Records acknowledged by the leader alone.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    control.isolate(&leader, CutOptions::default()).unwrap();
+    wait_for(
+        "a follower elected uncleanly",
+        Box::new(move |p| p.leader >= 0 && p.leader != leader_id),
+    )
+    .await;
+    control.heal();
+    checker.on_phase(Phase::Final, &ctx).await;
+    let v = checker.verdict();
+    eprintln!("  {:?} {}: {}", v.status, v.checker, v.summary);
+    for e in &v.evidence {
+        eprintln!("      {e}");
+    }
+    assert_eq!(v.status, Status::Fail, "{:?}", v.evidence);
+    assert!(
+        v.summary.contains("acknowledged record(s) lost"),
+        "{}",
+        v.summary
+    );
+    // What the full ISR had acknowledged is still there: the loss is the election's.
+    let log = client::read_partition(&info.direct_bootstrap(), &topic, 0, Duration::from_secs(20))
+        .await
+        .expect("read back");
+    assert!(
+        log.iter().any(|(_, payload)| payload == "record-all-p0-0"),
+        "the first record, acknowledged before any fault, is gone too: {log:?}"
+    );
 }

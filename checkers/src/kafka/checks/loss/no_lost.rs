@@ -25,6 +25,10 @@ pub struct NoLostConfig {
     pub interval: Duration,
     #[serde(default = "default_recover", deserialize_with = "humantime_de")]
     pub recover_within: Duration,
+    /// Create the topic with `unclean.leader.election.enable=true`: a replica outside
+    /// the ISR may then be elected, which loses what only the old leader had.
+    #[serde(default)]
+    pub unclean_leader_election: bool,
 }
 
 fn default_lost_topic() -> String {
@@ -48,6 +52,7 @@ impl Default for NoLostConfig {
             min_insync_replicas: default_min_isr(),
             interval: default_interval(),
             recover_within: default_recover(),
+            unclean_leader_election: false,
         }
     }
 }
@@ -80,10 +85,15 @@ impl NoLostRecordsChecker {
     }
 
     async fn baseline(&mut self, ctx: &ScenarioContext) {
-        let spec = TopicSpec::new(&self.topic, self.cfg.partitions, 3).config(
-            "min.insync.replicas",
-            &self.cfg.min_insync_replicas.to_string(),
-        );
+        let spec = TopicSpec::new(&self.topic, self.cfg.partitions, 3)
+            .config(
+                "min.insync.replicas",
+                &self.cfg.min_insync_replicas.to_string(),
+            )
+            .config(
+                "unclean.leader.election.enable",
+                &self.cfg.unclean_leader_election.to_string(),
+            );
         if let Err(e) = create_topic(&self.info, &spec).await {
             return self.verdict.fail(e);
         }
