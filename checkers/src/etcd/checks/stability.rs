@@ -165,10 +165,12 @@ impl Checker for LeaderStability {
                 Phase::Healed => self.healed_ms = Some(ctx.now_ms()),
                 Phase::Final => {
                     // Without pre-vote the heal itself triggers an election that can
-                    // outlast a short settle; the final term is only meaningful once a
-                    // majority agrees on a leader again.
+                    // outlast a short settle; the final term and leader are only
+                    // meaningful once a majority agrees on a leader again.
                     let waited = std::time::Instant::now();
-                    match self.observer.wait_for_leader(SETTLE_LIMIT, None).await {
+                    let settled = self.observer.wait_for_leader(SETTLE_LIMIT, None).await;
+                    let settled_ms = ctx.now_ms();
+                    match &settled {
                         Ok((l, _)) if waited.elapsed() > Duration::from_millis(200) => {
                             self.verdict.evidence(format!(
                                 "waited {} ms after settle for an agreed leader ({l})",
@@ -182,10 +184,24 @@ impl Checker for LeaderStability {
                     if let Some(s) = self.stop.take() {
                         let _ = s.send(true);
                     }
-                    let seen = match self.task.take() {
+                    let mut seen = match self.task.take() {
                         Some(t) => t.await.unwrap_or_default(),
                         None => vec![],
                     };
+                    // The poller may be stopped before its next round (one round can
+                    // take a status timeout while members elect): the settled leader
+                    // is the last observation either way.
+                    if let Ok((leader, term)) = settled
+                        && seen
+                            .last()
+                            .is_none_or(|s| s.leader.as_deref() != Some(&leader) || s.term != term)
+                    {
+                        seen.push(Seen {
+                            at_ms: settled_ms,
+                            leader: Some(leader),
+                            term,
+                        });
+                    }
                     self.judge(&seen);
                 }
             }
