@@ -333,17 +333,13 @@ async fn watch_reports_controller_and_isr(lab: &KafkaLab) {
     }
 }
 
-/// Drives no-lost-records by hand and deletes the acknowledged records (DeleteRecords)
-/// before the final read: it must report them lost.
-async fn no_lost_records_fails_when_records_vanish(cluster: &KafkaCluster) {
+/// A no-lost-records checker driven by hand, after its baseline and 2 s of produce.
+async fn start_no_lost_records(
+    cluster: &KafkaCluster,
+    config: NoLostConfig,
+) -> (NoLostRecordsChecker, ScenarioContext) {
     let info = cluster.info().clone();
-    let mut checker = NoLostRecordsChecker::new(
-        info.clone(),
-        NoLostConfig {
-            partitions: 1,
-            ..Default::default()
-        },
-    );
+    let mut checker = NoLostRecordsChecker::new(info.clone(), config);
     let ctx = ScenarioContext {
         started: Instant::now(),
         nodes: info.names(),
@@ -354,6 +350,21 @@ async fn no_lost_records_fails_when_records_vanish(cluster: &KafkaCluster) {
     };
     checker.on_phase(Phase::Baseline, &ctx).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
+    (checker, ctx)
+}
+
+/// Drives no-lost-records by hand and deletes the acknowledged records (DeleteRecords)
+/// before the final read: it must report them lost.
+async fn no_lost_records_fails_when_records_vanish(cluster: &KafkaCluster) {
+    let info = cluster.info().clone();
+    let (mut checker, ctx) = start_no_lost_records(
+        cluster,
+        NoLostConfig {
+            partitions: 1,
+            ..Default::default()
+        },
+    )
+    .await;
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", info.direct_bootstrap())
         .create()
@@ -384,26 +395,17 @@ async fn no_lost_records_fails_when_records_vanish(cluster: &KafkaCluster) {
 async fn no_lost_records_fails_after_an_unclean_election(cluster: &KafkaCluster) {
     let info = cluster.info().clone();
     let control = cluster.lab().expect("lab").control();
-    let mut checker = NoLostRecordsChecker::new(
-        info.clone(),
+    // Its baseline records are acknowledged by the full ISR: they must survive.
+    let (mut checker, ctx) = start_no_lost_records(
+        cluster,
         NoLostConfig {
             partitions: 1,
             min_insync_replicas: 1,
             unclean_leader_election: true,
             ..Default::default()
         },
-    );
-    let ctx = ScenarioContext {
-        started: Instant::now(),
-        nodes: info.names(),
-        hold: Duration::from_secs(1),
-        settle: Duration::from_secs(1),
-        fault: None,
-        baseline_leader: None,
-    };
-    checker.on_phase(Phase::Baseline, &ctx).await;
-    // Records acknowledged by the full ISR first: these must survive the election.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    )
+    .await;
     let topic = checker.topic().to_string();
     let view = |at: std::net::SocketAddr| {
         let topic = topic.clone();
