@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use rift_checkers::kafka::system::KafkaCluster;
 use rift_checkers::lab::kafka::{KafkaLab, KafkaLabOptions};
+use rift_checkers::report::Report;
 use rift_checkers::scenario::runner::{RunOptions, run};
 use rift_checkers::scenario::spec::Scenario;
 use rift_checkers::scenario::{Cluster, Status};
@@ -28,18 +29,7 @@ async fn kafka_two_vs_two() {
     let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../profiles/scenarios/kafka-two-vs-two.toml");
     let scenario = Scenario::load(&file).unwrap();
-    let report = run(&scenario, &cluster, &RunOptions { quiet: true })
-        .await
-        .unwrap();
-    for v in &report.verdicts {
-        eprintln!(
-            "{:?} {}: {}\n  {}",
-            v.status,
-            v.checker,
-            v.summary,
-            v.evidence.join("\n  ")
-        );
-    }
+    let report = run_and_print(&scenario, &cluster).await;
     let fault = report.fault.as_ref().expect("fault recorded");
     assert!(
         fault.majority.is_empty(),
@@ -80,7 +70,21 @@ async fn kafka_two_vs_two() {
     }
     partial.fault.profile = None;
     partial.fault.rules = rules;
-    let report = run(&partial, &cluster, &RunOptions { quiet: true })
+    let report = run_and_print(&partial, &cluster).await;
+    assert_eq!(
+        report.verdicts[0].status,
+        Status::Fail,
+        "{:?}",
+        report.verdicts[0].evidence
+    );
+
+    Box::new(cluster).shutdown().await;
+    eprintln!("total {:?}", t.elapsed());
+}
+
+/// Runs `scenario` on `cluster` and prints every verdict with its evidence.
+async fn run_and_print(scenario: &Scenario, cluster: &KafkaCluster) -> Report {
+    let report = run(scenario, cluster, &RunOptions { quiet: true })
         .await
         .unwrap();
     for v in &report.verdicts {
@@ -92,13 +96,5 @@ async fn kafka_two_vs_two() {
             v.evidence.join("\n  ")
         );
     }
-    assert_eq!(
-        report.verdicts[0].status,
-        Status::Fail,
-        "{:?}",
-        report.verdicts[0].evidence
-    );
-
-    Box::new(cluster).shutdown().await;
-    eprintln!("total {:?}", t.elapsed());
+    report
 }
