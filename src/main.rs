@@ -48,6 +48,8 @@ enum Command {
     Scenario(cmd::scenario::ScenarioArgs),
     /// Serve cluster gauges (leader per node, Raft term, ISR size) read from the real cluster.
     Watch(cmd::watch::WatchArgs),
+    /// Judge a recorded history offline: `rift history check FILE` (linearizability).
+    History(cmd::history::HistoryArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -95,6 +97,7 @@ async fn run(cli: Cli) -> std::process::ExitCode {
         Command::Lab(args) => cmd::lab::run(args).await,
         Command::Scenario(args) => cmd::scenario::run(args).await,
         Command::Watch(args) => cmd::watch::run(args).await,
+        Command::History(args) => cmd::history::run(args).await,
     };
     match result {
         Ok(code) => code,

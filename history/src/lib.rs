@@ -14,6 +14,9 @@
 //! [`History`] and live elsewhere.
 
 mod entry;
+pub mod html;
+pub mod jepsen;
+pub mod linear;
 mod read;
 
 pub use entry::{
