@@ -236,3 +236,15 @@ def test_dockerfile_builds_the_rift_binary_in_stages():
     for kind in CLUSTERS:
         rift = cluster(kind).services["rift"]
         assert rift["build"]["dockerfile"] == "Dockerfile" and rift["build"]["context"] == ".."
+
+
+@pytest.mark.parametrize("kind", CLUSTERS)
+def test_rift_api_off_loopback_has_a_token_and_prometheus_sends_it(kind):
+    c = cluster(kind)
+    assert not c.topology["api"]["listen"].startswith("127."), "the API is only on loopback"
+    token = c.services["rift"]["environment"]["RIFT_TOKEN"]
+    default = token.split(":-", 1)[1].rstrip("}") if ":-" in token else token
+    assert default, f"rift in {kind} has no default token: {token!r}"
+    prom = load_yaml(COMPOSE_DIR / "prometheus" / "prometheus.yml")
+    job = next(j for j in prom["scrape_configs"] if j["job_name"] == "rift")
+    assert job["authorization"]["credentials"] == default

@@ -90,9 +90,13 @@ pub async fn serve(
     listener: TcpListener,
     control: Control,
     metrics: Option<PrometheusHandle>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    let app = router(control, metrics);
+    serve_app(listener, router(control, metrics), shutdown).await
+}
+
+/// Serves a finished router (e.g. the API behind [`crate::auth::protect`]).
+pub async fn serve_app(listener: TcpListener, app: Router, mut shutdown: watch::Receiver<bool>) {
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let _ = shutdown.changed().await;

@@ -26,6 +26,8 @@ pub enum ClientError {
         status: u16,
         message: String,
     },
+    #[error("no token for the rift API: {message}")]
+    Token { message: String },
     #[error("unexpected answer from rift API for {what}")]
     Decode {
         what: String,
@@ -37,9 +39,13 @@ pub enum ClientError {
 pub struct ApiClient {
     base: String,
     http: reqwest::Client,
+    /// Bearer token sent with every request; an unreadable token file is kept as an
+    /// error so requests fail instead of going out anonymous.
+    token: Result<Option<String>, String>,
 }
 
 impl ApiClient {
+    /// A client sending the token from `RIFT_TOKEN_FILE` or `RIFT_TOKEN`, if set.
     pub fn new(url: &str) -> ApiClient {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
@@ -48,6 +54,26 @@ impl ApiClient {
         ApiClient {
             base: url.trim_end_matches('/').to_string(),
             http,
+            token: crate::auth::client_token().map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Replaces the token taken from the environment.
+    pub fn with_token(mut self, token: Option<String>) -> ApiClient {
+        self.token = Ok(token);
+        self
+    }
+
+    fn authorize(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::RequestBuilder, ClientError> {
+        match &self.token {
+            Ok(Some(token)) => Ok(request.bearer_auth(token)),
+            Ok(None) => Ok(request),
+            Err(message) => Err(ClientError::Token {
+                message: message.clone(),
+            }),
         }
     }
 
@@ -60,13 +86,14 @@ impl ApiClient {
         request: reqwest::RequestBuilder,
         what: &str,
     ) -> Result<T, ClientError> {
-        let response = request
-            .send()
-            .await
-            .map_err(|source| ClientError::Connect {
-                url: self.base.clone(),
-                source,
-            })?;
+        let response =
+            self.authorize(request)?
+                .send()
+                .await
+                .map_err(|source| ClientError::Connect {
+                    url: self.base.clone(),
+                    source,
+                })?;
         let status = response.status();
         if !status.is_success() {
             let text = response.text().await.unwrap_or_default();
@@ -124,8 +151,7 @@ impl ApiClient {
     pub async fn metrics(&self) -> Result<String, ClientError> {
         let what = "GET /metrics";
         let response = self
-            .http
-            .get(format!("{}/metrics", self.base))
+            .authorize(self.http.get(format!("{}/metrics", self.base)))?
             .send()
             .await
             .map_err(|source| ClientError::Connect {

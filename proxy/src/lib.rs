@@ -10,10 +10,11 @@
 //! - [`identity`]: who is dialing (source IP, or owning process on loopback).
 //! - [`relay`]: the per-connection copy loop that obeys live fault changes.
 //! - [`control`]: applying, expiring and healing faults; the event log.
-//! - [`api`] / [`client`]: the HTTP control API and its client.
+//! - [`api`] / [`client`]: the HTTP control API and its client; [`auth`]: its bearer token.
 //! - [`server`]: wires listeners, relays, the control plane and metrics together.
 
 pub mod api;
+pub mod auth;
 pub mod client;
 pub mod control;
 pub mod events;

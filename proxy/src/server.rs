@@ -33,6 +33,8 @@ pub struct ProxyOptions {
     pub events_path: Option<PathBuf>,
     /// Extra profiles (`*.toml`) that add to or override the built-in ones.
     pub profiles_dir: Option<PathBuf>,
+    /// Bearer token the API requires; mandatory when the API is not on loopback.
+    pub api_token: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +56,8 @@ pub enum ProxyError {
         path: String,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
     #[error(transparent)]
     Profiles(#[from] crate::profile::ProfileError),
 }
@@ -136,6 +140,7 @@ pub async fn start(
         .api_listen
         .or(topology.api.as_ref().map(|a| a.listen))
         .unwrap_or_else(|| DEFAULT_API.parse().expect("default API address"));
+    crate::auth::check_listen(api_addr, options.api_token.as_deref())?;
     let api_listener = TcpListener::bind(api_addr)
         .await
         .map_err(|source| ProxyError::Api {
@@ -198,10 +203,13 @@ pub async fn start(
             shutdown.subscribe(),
         )));
     }
-    tasks.push(tokio::spawn(api::serve(
+    let app = crate::auth::protect(
+        api::router(control.clone(), handle),
+        options.api_token.as_deref(),
+    );
+    tasks.push(tokio::spawn(api::serve_app(
         api_listener,
-        control.clone(),
-        handle,
+        app,
         shutdown.subscribe(),
     )));
     tracing::info!(api = %api_addr, nodes = topology.nodes.len(), "rift proxy listening");

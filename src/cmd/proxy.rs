@@ -32,6 +32,10 @@ pub struct ProxyArgs {
     /// cross-thread wake-ups); raise it for many busy connections on many cores.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     threads: u16,
+    /// File holding the bearer token the control API requires (else RIFT_TOKEN). Needed
+    /// when the API listens anywhere but loopback.
+    #[arg(long)]
+    token_file: Option<PathBuf>,
 }
 
 impl ProxyArgs {
@@ -46,6 +50,7 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
         api_listen: args.api_listen,
         events_path: args.events,
         profiles_dir: args.profiles,
+        api_token: rift_proxy::auth::load_token(args.token_file.as_deref())?,
     };
     let running = server::start(topology, options)
         .await

@@ -157,7 +157,7 @@ impl EtcdLab {
         let options = rift_proxy::server::ProxyOptions {
             api_listen: Some(([127, 0, 0, 1], 0).into()),
             events_path: Some(plan.config.state_dir.join("events.jsonl")),
-            profiles_dir: None,
+            ..Default::default()
         };
         let proxy = rift_proxy::server::start(plan.topology(), options)
             .await
