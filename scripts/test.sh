@@ -27,4 +27,7 @@ python3 -m pytest -q compose/tests
 step "benchmark smoke"
 scripts/bench.sh --quick --kafka
 
+step "linearizability benchmark smoke (rift against porcupine, verdicts must agree)"
+scripts/bench-linear.sh --quick --out target/linbench-smoke
+
 step "done"

@@ -73,12 +73,45 @@ pub struct Counts {
     pub reads_without_value: usize,
 }
 
+/// Where a checked operation came from; the full [`OpRef`] is only built for the
+/// operations a report names, not for every operation checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin {
+    pub entry: usize,
+    pub completion_entry: Option<usize>,
+    pub completion: Completion,
+}
+
 /// One key's operations, in invocation order, and where each came from.
 #[derive(Debug, Clone)]
 pub struct KeyOps {
     pub key: String,
     pub ops: Vec<SearchOp<RegisterOp>>,
-    pub refs: Vec<OpRef>,
+    pub origins: Vec<Origin>,
+}
+
+impl KeyOps {
+    /// The operation at position `i`, for a report.
+    pub fn op_ref(&self, history: &History, i: usize) -> OpRef {
+        let origin = self.origins[i];
+        let op = match history.entries.get(origin.entry) {
+            Some(Entry::Op(op)) => Some(op),
+            _ => None,
+        };
+        let search = &self.ops[i];
+        OpRef {
+            entry: origin.entry,
+            completion_entry: origin.completion_entry,
+            index: op.map_or(origin.entry, |o| o.index),
+            process: op.map_or(0, |o| o.process),
+            f: op.map_or_else(String::new, |o| o.f.clone()),
+            describe: Register.describe_op(&search.op),
+            call: search.call,
+            ret: (!search.indeterminate).then_some(search.ret),
+            completion: origin.completion,
+            node: op.and_then(|o| o.node.clone()),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -236,12 +269,18 @@ pub fn prepare(history: &History, include_serializable: bool) -> Result<Prepared
         };
         let indeterminate = completion != Completion::Ok;
         let ret = done.filter(|_| !indeterminate).map(|(_, c)| c.time);
-        let key = op.key.clone().unwrap_or_default();
-        let slot = by_key.entry(key.clone()).or_insert_with(|| KeyOps {
-            key,
-            ops: Vec::new(),
-            refs: Vec::new(),
-        });
+        let key = op.key.as_deref().unwrap_or_default();
+        if !by_key.contains_key(key) {
+            let fresh = KeyOps {
+                key: key.to_string(),
+                ops: Vec::new(),
+                origins: Vec::new(),
+            };
+            by_key.insert(key.to_string(), fresh);
+        }
+        let Some(slot) = by_key.get_mut(key) else {
+            continue;
+        };
         slot.ops.push(SearchOp {
             call: op.time,
             // A determinate return is always before any indeterminate one.
@@ -249,17 +288,10 @@ pub fn prepare(history: &History, include_serializable: bool) -> Result<Prepared
             indeterminate,
             op: model_op,
         });
-        slot.refs.push(OpRef {
+        slot.origins.push(Origin {
             entry,
             completion_entry: done.map(|(e, _)| e),
-            index: op.index,
-            process: op.process,
-            f: op.f.clone(),
-            describe: Register.describe_op(&model_op),
-            call: op.time,
-            ret,
             completion,
-            node: op.node.clone(),
         });
     }
     for key in by_key.values_mut() {
@@ -311,5 +343,5 @@ fn drop_unobserved(key: &mut KeyOps, counts: &mut Counts) {
     let mut flags = keep.iter();
     key.ops.retain(|_| *flags.next().unwrap_or(&true));
     let mut flags = keep.iter();
-    key.refs.retain(|_| *flags.next().unwrap_or(&true));
+    key.origins.retain(|_| *flags.next().unwrap_or(&true));
 }

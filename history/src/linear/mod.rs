@@ -17,7 +17,7 @@ mod search;
 #[cfg(test)]
 mod tests;
 
-pub use input::{Completion, Counts, InputError, OpRef, prepare};
+pub use input::{Completion, Counts, InputError, OpRef, Origin, prepare};
 pub use model::{Model, Register, RegisterOp, RegisterValue, show_value};
 pub use search::{Outcome, SearchOp, Searched, Stop, search};
 
@@ -138,7 +138,7 @@ pub fn check(history: &History, options: &Options) -> Result<Report, InputError>
     let started = Instant::now();
     let prepared = prepare(history, options.include_serializable)?;
     let deadline = started + options.budget;
-    let keys = check_keys(prepared.keys, deadline, options.threads);
+    let keys = check_keys(history, prepared.keys, deadline, options.threads);
     let verdict = if keys.iter().any(|k| k.verdict == Verdict::Fail) {
         Verdict::Fail
     } else if keys.iter().any(|k| k.verdict == Verdict::Unknown) {
@@ -163,7 +163,12 @@ fn nanos(d: Duration) -> u64 {
 
 /// Searches every key, the largest first, on up to `threads` threads. No key's result
 /// depends on another's, so every key gets its verdict (until the deadline).
-fn check_keys(mut keys: Vec<KeyOps>, deadline: Instant, threads: usize) -> Vec<KeyReport> {
+fn check_keys(
+    history: &History,
+    mut keys: Vec<KeyOps>,
+    deadline: Instant,
+    threads: usize,
+) -> Vec<KeyReport> {
     let order: Vec<String> = keys.iter().map(|k| k.key.clone()).collect();
     keys.sort_by_key(|k| std::cmp::Reverse(k.ops.len()));
     let threads = match threads {
@@ -181,7 +186,7 @@ fn check_keys(mut keys: Vec<KeyOps>, deadline: Instant, threads: usize) -> Vec<K
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(key) = keys.get(i) else { break };
-                    let report = check_key(key, deadline, &cancel);
+                    let report = check_key(history, key, deadline, &cancel);
                     results
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
@@ -195,15 +200,17 @@ fn check_keys(mut keys: Vec<KeyOps>, deadline: Instant, threads: usize) -> Vec<K
     results
 }
 
-fn check_key(key: &KeyOps, deadline: Instant, cancel: &AtomicBool) -> KeyReport {
+fn check_key(history: &History, key: &KeyOps, deadline: Instant, cancel: &AtomicBool) -> KeyReport {
     let started = Instant::now();
     let searched = search(&Register, &key.ops, deadline, cancel);
     let elapsed_ns = nanos(started.elapsed());
     let (verdict, reason, failure) = match searched.outcome {
         Outcome::Linearizable => (Verdict::Pass, None, None),
-        Outcome::NotLinearizable(longest) => {
-            (Verdict::Fail, None, Some(report::failure(key, &longest)))
-        }
+        Outcome::NotLinearizable(longest) => (
+            Verdict::Fail,
+            None,
+            Some(report::failure(history, key, &longest)),
+        ),
         Outcome::Stopped(stop) => (Verdict::Unknown, Some(report::stop_reason(stop)), None),
     };
     KeyReport {

@@ -7,6 +7,7 @@ use super::input::{KeyOps, OpRef};
 use super::model::{Model, Register, RegisterOp, show_value};
 use super::search::{Longest, Stop};
 use super::{Candidate, Failure, Report, Step, Verdict};
+use crate::History;
 
 pub(super) fn stop_reason(stop: Stop) -> String {
     match stop {
@@ -16,12 +17,12 @@ pub(super) fn stop_reason(stop: Stop) -> String {
     }
 }
 
-pub(super) fn failure(key: &KeyOps, longest: &Longest<Option<i64>>) -> Failure {
+pub(super) fn failure(history: &History, key: &KeyOps, longest: &Longest<Option<i64>>) -> Failure {
     let linearized = longest
         .linearized
         .iter()
         .map(|&(i, state)| Step {
-            op: key.refs[i].clone(),
+            op: key.op_ref(history, i),
             state,
         })
         .collect();
@@ -30,14 +31,14 @@ pub(super) fn failure(key: &KeyOps, longest: &Longest<Option<i64>>) -> Failure {
         .candidates
         .iter()
         .map(|&i| Candidate {
-            op: key.refs[i].clone(),
+            op: key.op_ref(history, i),
             reason: why_not(&key.ops[i].op, key.ops[i].indeterminate, state),
         })
         .collect();
     Failure {
         linearized,
         state,
-        stuck: key.refs[longest.blocker].clone(),
+        stuck: key.op_ref(history, longest.blocker),
         candidates,
     }
 }

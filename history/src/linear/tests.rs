@@ -237,7 +237,7 @@ fn an_operation_that_never_completed_is_indeterminate() {
     let report = run(&b.build());
     assert_eq!(report.verdict, Verdict::Pass);
     let f_never = prepare(&b.build(), false).unwrap();
-    assert_eq!(f_never.keys[0].refs[0].completion, Completion::Pending);
+    assert_eq!(f_never.keys[0].origins[0].completion, Completion::Pending);
 }
 
 #[test]
