@@ -289,7 +289,7 @@ async fn handle_connection(client: TcpStream, peer: SocketAddr, target: Target, 
     async move {
         let _ = client.set_nodelay(true);
         let counters = Arc::new(ByteCounters::default());
-        let _entry = control.connections().open(link, counters.clone());
+        let entry = control.connections().open(link, counters.clone(), peer, local);
         let (relay_metrics, active) = metrics::for_connection(control.identities(), link);
         let mut watch = control.watch();
         let outcome = match admit(&mut watch, link).await {
@@ -312,6 +312,9 @@ async fn handle_connection(client: TcpStream, peer: SocketAddr, target: Target, 
                     Ok(())
                 }
                 Ok(upstream) => {
+                    if let (Ok(ours), Ok(theirs)) = (upstream.local_addr(), upstream.peer_addr()) {
+                        entry.set_upstream(ours, theirs);
+                    }
                     let result = relay::relay(&client, &upstream, link, watch, counters, relay_metrics).await;
                     if result.as_ref().is_err_and(relay::RelayError::resets_connection) {
                         set_reset_on_close(&client);

@@ -367,3 +367,48 @@ async fn sources_are_identified_by_ip_and_by_owning_process() {
     );
     proxy.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_names_the_sockets_of_open_and_closed_connections() {
+    let echo = echo_server().await;
+    let proxy = start(&[
+        node("sock1", None, vec![("peer", echo)]),
+        node("sock2", Some("127.0.0.2"), vec![("peer", echo)]),
+    ])
+    .await;
+    let api = ApiClient::new(&proxy.api_url());
+    let addr = listen(&proxy, "sock1", "peer");
+    let mut stream = connect_from("127.0.0.2", addr).await;
+    stream.write_all(b"ping").await.unwrap();
+    let mut back = [0u8; 4];
+    stream.read_exact(&mut back).await.unwrap();
+    let client = stream.local_addr().unwrap();
+    let status = api.status().await.unwrap();
+    let open = status
+        .sockets
+        .iter()
+        .find(|s| s.client == client)
+        .unwrap_or_else(|| panic!("no socket record for {client}: {:?}", status.sockets));
+    assert_eq!((open.src.as_str(), open.dst.as_str()), ("sock2", "sock1"));
+    assert_eq!(open.endpoint, "peer");
+    assert_eq!(open.listener, addr);
+    assert_eq!(open.upstream_peer, Some(echo));
+    assert!(open.upstream_local.is_some_and(|a| a.port() != 0));
+    assert_eq!(open.closed_unix_ms, None);
+    drop(stream);
+    let mut closed = None;
+    for _ in 0..100 {
+        let status = api.status().await.unwrap();
+        closed = status
+            .sockets
+            .into_iter()
+            .find(|s| s.client == client && s.closed_unix_ms.is_some());
+        if closed.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let closed = closed.expect("a closed connection stays listed");
+    assert!(closed.closed_unix_ms.unwrap() >= closed.opened_unix_ms);
+    assert_eq!(closed.upstream_local, open.upstream_local);
+}

@@ -1,8 +1,10 @@
 //! Snapshots for `GET /status`: cut links per endpoint, open connections with their
-//! live byte counts, and registered sources.
+//! live byte counts, registered sources, and the socket addresses of open and recently
+//! closed connections (so a packet capture can map TCP 4-tuples to links).
 
-use std::collections::{BTreeMap, HashMap};
-use std::net::IpAddr;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::SystemTime;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -40,6 +42,28 @@ pub struct SourceInfo {
     pub pids: Vec<u32>,
 }
 
+/// The sockets of one relayed connection: which link it serves and the addresses of
+/// both of its TCP connections, the member-to-rift one and the rift-to-member one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConnectionSockets {
+    pub src: String,
+    pub dst: String,
+    pub endpoint: String,
+    /// The dialing side's address, as rift's listener saw it.
+    pub client: SocketAddr,
+    /// rift's listener address.
+    pub listener: SocketAddr,
+    /// rift's end of the upstream connection; absent until dialed (a held link).
+    pub upstream_local: Option<SocketAddr>,
+    /// The member's real address.
+    pub upstream_peer: Option<SocketAddr>,
+    pub opened_unix_ms: u64,
+    pub closed_unix_ms: Option<u64>,
+}
+
+/// Closed connections kept for [`Status::sockets`], oldest dropped first.
+const CLOSED_KEPT: usize = 4096;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Status {
     pub version: u64,
@@ -49,22 +73,67 @@ pub struct Status {
     pub links: Vec<LinkState>,
     pub connections: Vec<ConnectionGroup>,
     pub sources: Vec<SourceInfo>,
+    /// Open connections and the last closed ones, oldest first.
+    #[serde(default)]
+    pub sockets: Vec<ConnectionSockets>,
 }
 
-/// Open connections, so status can report live byte counts.
+/// Open connections, so status can report live byte counts and addresses.
 #[derive(Default)]
 pub struct ConnectionTable {
     next_id: AtomicU64,
     open: Mutex<HashMap<u64, (Link, Arc<ByteCounters>)>>,
+    addresses: Mutex<Addresses>,
+}
+
+#[derive(Default)]
+struct Addresses {
+    open: HashMap<u64, (Link, Sockets)>,
+    closed: VecDeque<(Link, Sockets)>,
+}
+
+#[derive(Clone, Copy)]
+struct Sockets {
+    client: SocketAddr,
+    listener: SocketAddr,
+    upstream: Option<(SocketAddr, SocketAddr)>,
+    opened_unix_ms: u64,
+    closed_unix_ms: Option<u64>,
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 impl ConnectionTable {
-    pub fn open(self: &Arc<Self>, link: Link, counters: Arc<ByteCounters>) -> ConnectionEntry {
+    /// Registers an accepted connection from `client` on rift's `listener`.
+    pub fn open(
+        self: &Arc<Self>,
+        link: Link,
+        counters: Arc<ByteCounters>,
+        client: SocketAddr,
+        listener: SocketAddr,
+    ) -> ConnectionEntry {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.open
             .lock()
             .expect("connection table lock")
             .insert(id, (link, counters));
+        let sockets = Sockets {
+            client,
+            listener,
+            upstream: None,
+            opened_unix_ms: unix_ms(),
+            closed_unix_ms: None,
+        };
+        self.addresses
+            .lock()
+            .expect("connection address lock")
+            .open
+            .insert(id, (link, sockets));
         ConnectionEntry {
             id,
             table: self.clone(),
@@ -86,6 +155,16 @@ pub struct ConnectionEntry {
     table: Arc<ConnectionTable>,
 }
 
+impl ConnectionEntry {
+    /// Records the upstream connection's addresses once it is dialed.
+    pub fn set_upstream(&self, local: SocketAddr, peer: SocketAddr) {
+        let mut addresses = self.table.addresses.lock().expect("connection address lock");
+        if let Some((_, sockets)) = addresses.open.get_mut(&self.id) {
+            sockets.upstream = Some((local, peer));
+        }
+    }
+}
+
 impl Drop for ConnectionEntry {
     fn drop(&mut self) {
         self.table
@@ -93,6 +172,14 @@ impl Drop for ConnectionEntry {
             .lock()
             .expect("connection table lock")
             .remove(&self.id);
+        let mut addresses = self.table.addresses.lock().expect("connection address lock");
+        if let Some((link, mut sockets)) = addresses.open.remove(&self.id) {
+            sockets.closed_unix_ms = Some(unix_ms());
+            addresses.closed.push_back((link, sockets));
+            if addresses.closed.len() > CLOSED_KEPT {
+                addresses.closed.pop_front();
+            }
+        }
     }
 }
 
@@ -166,6 +253,7 @@ impl Control {
                     .collect(),
             })
             .collect();
+        let sockets = self.sockets();
         let state = self.inner.state.lock().expect("control lock");
         Status {
             version: state.version,
@@ -175,6 +263,40 @@ impl Control {
             links,
             connections: groups.into_values().collect(),
             sources,
+            sockets,
         }
+    }
+
+    /// Addresses of open and recently closed connections, oldest first.
+    fn sockets(&self) -> Vec<ConnectionSockets> {
+        let ids = &self.inner.ids;
+        let addresses = self
+            .inner
+            .connections
+            .addresses
+            .lock()
+            .expect("connection address lock");
+        let mut open: Vec<&(Link, Sockets)> = addresses.open.values().collect();
+        open.sort_by_key(|(_, s)| s.opened_unix_ms);
+        addresses
+            .closed
+            .iter()
+            .chain(open)
+            .map(|(link, s)| ConnectionSockets {
+                src: ids.name(link.src).to_string(),
+                dst: ids.name(link.dst).to_string(),
+                endpoint: ids
+                    .endpoint_names()
+                    .get(link.endpoint)
+                    .cloned()
+                    .unwrap_or_default(),
+                client: s.client,
+                listener: s.listener,
+                upstream_local: s.upstream.map(|(local, _)| local),
+                upstream_peer: s.upstream.map(|(_, peer)| peer),
+                opened_unix_ms: s.opened_unix_ms,
+                closed_unix_ms: s.closed_unix_ms,
+            })
+            .collect()
     }
 }
