@@ -50,6 +50,8 @@ enum Command {
     Watch(cmd::watch::WatchArgs),
     /// Judge a recorded history offline: `rift history check FILE` (linearizability).
     History(cmd::history::HistoryArgs),
+    /// Capture the packets between rift and the members (pcap) and judge that no byte crossed a cut.
+    Capture(cmd::capture::CaptureArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -57,7 +59,11 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     if !matches!(
         cli.command,
-        Command::Proxy(_) | Command::Lab(_) | Command::Scenario(_) | Command::Watch(_)
+        Command::Proxy(_)
+            | Command::Lab(_)
+            | Command::Scenario(_)
+            | Command::Watch(_)
+            | Command::Capture(_)
     ) {
         rift_proxy::restore_default_sigpipe();
     }
@@ -98,6 +104,7 @@ async fn run(cli: Cli) -> std::process::ExitCode {
         Command::Scenario(args) => cmd::scenario::run(args).await,
         Command::Watch(args) => cmd::watch::run(args).await,
         Command::History(args) => cmd::history::run(args).await,
+        Command::Capture(args) => cmd::capture::run(args).await,
     };
     match result {
         Ok(code) => code,

@@ -3,12 +3,14 @@
 //! timeline, and the reports it writes.
 //!
 //! - [`lab`]: start/stop real members on loopback with rift on every link.
+//! - [`capture`]: packet captures and the no-crossing judgement.
 //! - [`etcd`]: etcd observers, workload, checkers, and etcd as a scenario cluster.
 //! - [`kafka`]: Kafka observers and checkers, and Kafka as a scenario cluster.
 //! - [`scenario`]: the scenario format, runner, nemesis and the plug-in traits.
 //! - [`report`]: verdict table, JSON, JUnit XML and SVG timeline.
 //! - [`watch`]: cluster gauges (leader, term, ISR size) for `rift watch`.
 
+pub mod capture;
 pub mod etcd;
 pub mod kafka;
 pub mod lab;

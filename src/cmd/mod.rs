@@ -1,5 +1,6 @@
 //! Sub-commands of the `rift` binary, one module per area.
 
+pub mod capture;
 pub mod control;
 pub mod history;
 pub mod lab;

@@ -21,7 +21,8 @@ use crate::topology::Topology;
 mod status;
 
 pub use status::{
-    ConnectionEntry, ConnectionGroup, ConnectionTable, LinkState, SourceInfo, Status,
+    ConnectionEntry, ConnectionGroup, ConnectionSockets, ConnectionTable, LinkState, SourceInfo,
+    Status,
 };
 
 #[derive(Debug, thiserror::Error)]

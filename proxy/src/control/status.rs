@@ -4,9 +4,9 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
-use std::time::SystemTime;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
@@ -158,7 +158,11 @@ pub struct ConnectionEntry {
 impl ConnectionEntry {
     /// Records the upstream connection's addresses once it is dialed.
     pub fn set_upstream(&self, local: SocketAddr, peer: SocketAddr) {
-        let mut addresses = self.table.addresses.lock().expect("connection address lock");
+        let mut addresses = self
+            .table
+            .addresses
+            .lock()
+            .expect("connection address lock");
         if let Some((_, sockets)) = addresses.open.get_mut(&self.id) {
             sockets.upstream = Some((local, peer));
         }
@@ -172,7 +176,11 @@ impl Drop for ConnectionEntry {
             .lock()
             .expect("connection table lock")
             .remove(&self.id);
-        let mut addresses = self.table.addresses.lock().expect("connection address lock");
+        let mut addresses = self
+            .table
+            .addresses
+            .lock()
+            .expect("connection address lock");
         if let Some((link, mut sockets)) = addresses.open.remove(&self.id) {
             sockets.closed_unix_ms = Some(unix_ms());
             addresses.closed.push_back((link, sockets));
