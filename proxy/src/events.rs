@@ -41,7 +41,7 @@ impl EventLog {
     /// Records `event` with extra `fields`; returns the stored object.
     pub fn record(&self, event: &str, fields: Value) -> Value {
         let now = SystemTime::now();
-        let mut inner = self.inner.lock().expect("event log lock");
+        let mut inner = crate::control::sync::lock(&self.inner);
         let mut entry = json!({
             "seq": inner.next_seq,
             "ts": humantime::format_rfc3339_millis(now).to_string(),
@@ -67,7 +67,7 @@ impl EventLog {
 
     /// Events with a sequence number greater than `after`.
     pub fn since(&self, after: u64) -> Vec<Value> {
-        let inner = self.inner.lock().expect("event log lock");
+        let inner = crate::control::sync::lock(&self.inner);
         inner
             .ring
             .iter()

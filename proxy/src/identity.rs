@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::RwLock;
 
+use crate::control::sync::{read, write};
 use crate::matrix::Identities;
 use crate::sys;
 
@@ -25,7 +26,7 @@ pub struct SourceRegistry {
 
 impl SourceRegistry {
     pub fn register_ip(&self, ip: IpAddr, node: usize) {
-        self.by_ip.write().expect("registry lock").insert(ip, node);
+        write(&self.by_ip).insert(ip, node);
     }
 
     pub fn register_pid(&self, pid: u32, node: usize) {
@@ -57,7 +58,7 @@ impl SourceRegistry {
     /// Identity index of the connection accepted with `peer` (the dialer's address)
     /// on `local` (our listening socket's address as the dialer sees it).
     pub fn identify(&self, ids: &Identities, peer: SocketAddr, local: SocketAddr) -> usize {
-        if let Some(node) = self.by_ip.read().expect("registry lock").get(&peer.ip()) {
+        if let Some(node) = read(&self.by_ip).get(&peer.ip()) {
             return *node;
         }
         let pids: Vec<(u32, usize)> = self

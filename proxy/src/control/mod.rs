@@ -18,7 +18,9 @@ use crate::metrics;
 use crate::profile::{Bindings, Profile, ProfileLibrary, validate_groups};
 use crate::topology::Topology;
 
+pub mod limits;
 mod status;
+pub(crate) mod sync;
 
 pub use status::{
     ConnectionEntry, ConnectionGroup, ConnectionSockets, ConnectionTable, LinkState, SourceInfo,
@@ -157,28 +159,47 @@ impl Control {
                 "rules: at least one rule is required".into(),
             ));
         }
-        if request.duration == Some(Duration::ZERO) {
-            return Err(ControlError::Invalid(
-                "duration: \"0s\": must be positive".into(),
-            ));
-        }
+        limits::check_duration("duration", request.duration).map_err(ControlError::Invalid)?;
+        limits::check_rules(&request.rules).map_err(ControlError::Invalid)?;
         LinkMatrix::validate(&self.inner.ids, &request.rules)
             .map_err(|e| ControlError::Invalid(e.to_string()))?;
         let now = SystemTime::now();
+        let applied_at = limits::rfc3339(now).unwrap_or_default();
+        let expires_at = match request.duration {
+            Some(d) => Some(
+                now.checked_add(d)
+                    .and_then(limits::rfc3339)
+                    .ok_or_else(|| {
+                        ControlError::Invalid(format!(
+                            "duration: {:?}: the expiry time cannot be represented",
+                            humantime::format_duration(d).to_string()
+                        ))
+                    })?,
+            ),
+            None => None,
+        };
         let summary = summary.unwrap_or_else(|| describe_rules(&request.rules));
-        let mut state = self.inner.state.lock().expect("control lock");
+        // Everything that can fail is done before the lock is taken, and what follows
+        // under it cannot panic: a bad request leaves the state as it found it.
+        let mut state = sync::lock(&self.inner.state);
         let id = state.next_id;
-        state.next_id += 1;
         let fault = ActiveFault {
             id,
             label: request.label.clone(),
             summary,
             rules: request.rules,
-            applied_at: humantime::format_rfc3339_millis(now).to_string(),
-            expires_at: request
-                .duration
-                .map(|d| humantime::format_rfc3339_millis(now + d).to_string()),
+            applied_at,
+            expires_at,
         };
+        let matrix = self.compile(
+            state.version + 1,
+            state
+                .active
+                .iter()
+                .map(|(f, _)| f.rules.as_slice())
+                .chain([fault.rules.as_slice()]),
+        )?;
+        state.next_id += 1;
         let expiry = request.duration.map(|d| {
             let control = self.clone();
             self.inner
@@ -190,7 +211,7 @@ impl Control {
                 .abort_handle()
         });
         state.active.push((fault.clone(), expiry));
-        self.publish(&mut state);
+        self.install(&mut state, matrix);
         drop(state);
         metrics::fault_applied(&fault.label);
         self.inner.events.record(
@@ -281,7 +302,7 @@ impl Control {
 
     /// Removes every fault. Idempotent: healing a healthy proxy is fine.
     pub fn heal(&self) -> usize {
-        let mut state = self.inner.state.lock().expect("control lock");
+        let mut state = sync::lock(&self.inner.state);
         let healed: Vec<u64> = state.active.iter().map(|(f, _)| f.id).collect();
         for (_, expiry) in state.active.drain(..) {
             if let Some(handle) = expiry {
@@ -312,7 +333,7 @@ impl Control {
     }
 
     fn remove(&self, id: u64) -> Option<ActiveFault> {
-        let mut state = self.inner.state.lock().expect("control lock");
+        let mut state = sync::lock(&self.inner.state);
         let position = state.active.iter().position(|(f, _)| f.id == id)?;
         let (fault, expiry) = state.active.remove(position);
         if let Some(handle) = expiry {
@@ -322,18 +343,36 @@ impl Control {
         Some(fault)
     }
 
-    /// Compiles the active faults and publishes the new matrix. Called with the state
-    /// lock held so versions are published in order.
-    fn publish(&self, state: &mut State) {
-        state.version += 1;
-        let matrix = LinkMatrix::compile(
-            &self.inner.ids,
-            state.version,
-            state.active.iter().map(|(f, _)| f.rules.as_slice()),
-        )
-        .expect("rules were validated when applied");
+    fn compile<'a>(
+        &self,
+        version: u64,
+        rules: impl IntoIterator<Item = &'a [LinkRule]>,
+    ) -> Result<LinkMatrix, ControlError> {
+        LinkMatrix::compile(&self.inner.ids, version, rules)
+            .map_err(|e| ControlError::Invalid(e.to_string()))
+    }
+
+    /// Publishes a compiled matrix. Called with the state lock held so versions are
+    /// published in order.
+    fn install(&self, state: &mut State, matrix: LinkMatrix) {
+        state.version = matrix.version;
         metrics::publish_link_states(&self.inner.ids, &matrix);
         self.inner.matrix.send_replace(Arc::new(matrix));
+    }
+
+    /// Compiles the active faults and publishes the new matrix (after a removal).
+    fn publish(&self, state: &mut State) {
+        let compiled = self.compile(
+            state.version + 1,
+            state.active.iter().map(|(f, _)| f.rules.as_slice()),
+        );
+        match compiled {
+            Ok(matrix) => self.install(state, matrix),
+            // Every rule was compiled when applied, and a subset of compiled rules
+            // compiles too; should that ever break, keep the last good matrix rather
+            // than take the control plane down.
+            Err(error) => tracing::error!(%error, "cannot compile the remaining faults"),
+        }
     }
 
     pub fn register_source(

@@ -118,10 +118,7 @@ impl ConnectionTable {
         listener: SocketAddr,
     ) -> ConnectionEntry {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.open
-            .lock()
-            .expect("connection table lock")
-            .insert(id, (link, counters));
+        super::sync::lock(&self.open).insert(id, (link, counters));
         let sockets = Sockets {
             client,
             listener,
@@ -129,9 +126,7 @@ impl ConnectionTable {
             opened_unix_ms: unix_ms(),
             closed_unix_ms: None,
         };
-        self.addresses
-            .lock()
-            .expect("connection address lock")
+        super::sync::lock(&self.addresses)
             .open
             .insert(id, (link, sockets));
         ConnectionEntry {
@@ -141,7 +136,7 @@ impl ConnectionTable {
     }
 
     pub fn len(&self) -> usize {
-        self.open.lock().expect("connection table lock").len()
+        super::sync::lock(&self.open).len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -158,11 +153,7 @@ pub struct ConnectionEntry {
 impl ConnectionEntry {
     /// Records the upstream connection's addresses once it is dialed.
     pub fn set_upstream(&self, local: SocketAddr, peer: SocketAddr) {
-        let mut addresses = self
-            .table
-            .addresses
-            .lock()
-            .expect("connection address lock");
+        let mut addresses = super::sync::lock(&self.table.addresses);
         if let Some((_, sockets)) = addresses.open.get_mut(&self.id) {
             sockets.upstream = Some((local, peer));
         }
@@ -171,16 +162,8 @@ impl ConnectionEntry {
 
 impl Drop for ConnectionEntry {
     fn drop(&mut self) {
-        self.table
-            .open
-            .lock()
-            .expect("connection table lock")
-            .remove(&self.id);
-        let mut addresses = self
-            .table
-            .addresses
-            .lock()
-            .expect("connection address lock");
+        super::sync::lock(&self.table.open).remove(&self.id);
+        let mut addresses = super::sync::lock(&self.table.addresses);
         if let Some((link, mut sockets)) = addresses.open.remove(&self.id) {
             sockets.closed_unix_ms = Some(unix_ms());
             addresses.closed.push_back((link, sockets));
@@ -214,14 +197,7 @@ impl Control {
             }
         }
         let mut groups: BTreeMap<(usize, usize, usize), ConnectionGroup> = BTreeMap::new();
-        for (link, counters) in self
-            .inner
-            .connections
-            .open
-            .lock()
-            .expect("connection table lock")
-            .values()
-        {
+        for (link, counters) in super::sync::lock(&self.inner.connections.open).values() {
             let group = groups
                 .entry((link.src, link.dst, link.endpoint))
                 .or_insert_with(|| ConnectionGroup {
@@ -262,7 +238,7 @@ impl Control {
             })
             .collect();
         let sockets = self.sockets();
-        let state = self.inner.state.lock().expect("control lock");
+        let state = super::sync::lock(&self.inner.state);
         Status {
             version: state.version,
             nodes: self.inner.topology.node_names(),
@@ -278,12 +254,7 @@ impl Control {
     /// Addresses of open and recently closed connections, oldest first.
     fn sockets(&self) -> Vec<ConnectionSockets> {
         let ids = &self.inner.ids;
-        let addresses = self
-            .inner
-            .connections
-            .addresses
-            .lock()
-            .expect("connection address lock");
+        let addresses = super::sync::lock(&self.inner.connections.addresses);
         let mut open: Vec<&(Link, Sockets)> = addresses.open.values().collect();
         open.sort_by_key(|(_, s)| s.opened_unix_ms);
         addresses
