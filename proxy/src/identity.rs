@@ -30,28 +30,13 @@ impl SourceRegistry {
     }
 
     pub fn register_pid(&self, pid: u32, node: usize) {
-        self.by_pid
-            .write()
-            .expect("registry lock")
-            .insert(pid, node);
+        write(&self.by_pid).insert(pid, node);
     }
 
     /// Registered (ip, node index) and (pid, node index) pairs, for status output.
     pub fn snapshot(&self) -> SourceSnapshot {
-        let ips = self
-            .by_ip
-            .read()
-            .expect("registry lock")
-            .iter()
-            .map(|(k, v)| (*k, *v))
-            .collect();
-        let pids = self
-            .by_pid
-            .read()
-            .expect("registry lock")
-            .iter()
-            .map(|(k, v)| (*k, *v))
-            .collect();
+        let ips = read(&self.by_ip).iter().map(|(k, v)| (*k, *v)).collect();
+        let pids = read(&self.by_pid).iter().map(|(k, v)| (*k, *v)).collect();
         (ips, pids)
     }
 
@@ -61,13 +46,7 @@ impl SourceRegistry {
         if let Some(node) = read(&self.by_ip).get(&peer.ip()) {
             return *node;
         }
-        let pids: Vec<(u32, usize)> = self
-            .by_pid
-            .read()
-            .expect("registry lock")
-            .iter()
-            .map(|(k, v)| (*k, *v))
-            .collect();
+        let pids: Vec<(u32, usize)> = read(&self.by_pid).iter().map(|(k, v)| (*k, *v)).collect();
         if pids.is_empty() || !is_local(peer.ip()) {
             return ids.client();
         }
