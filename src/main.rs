@@ -52,11 +52,15 @@ enum Command {
     History(cmd::history::HistoryArgs),
     /// Capture the packets between rift and the members (pcap) and judge that no byte crossed a cut.
     Capture(cmd::capture::CaptureArgs),
+    /// Serve Toxiproxy 2.12's HTTP API (drop-in for toxiproxy-server; also -host/-port/-config).
+    Toxiproxy(cmd::toxiproxy::ToxiproxyArgs),
 }
 
 fn main() -> std::process::ExitCode {
     cmd::init_logging();
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(cmd::toxiproxy::toxiproxy_server_args(
+        std::env::args_os().collect(),
+    ));
     if !matches!(
         cli.command,
         Command::Proxy(_)
@@ -64,6 +68,7 @@ fn main() -> std::process::ExitCode {
             | Command::Scenario(_)
             | Command::Watch(_)
             | Command::Capture(_)
+            | Command::Toxiproxy(_)
     ) {
         rift_proxy::restore_default_sigpipe();
     }
@@ -105,6 +110,7 @@ async fn run(cli: Cli) -> std::process::ExitCode {
         Command::Watch(args) => cmd::watch::run(args).await,
         Command::History(args) => cmd::history::run(args).await,
         Command::Capture(args) => cmd::capture::run(args).await,
+        Command::Toxiproxy(args) => cmd::toxiproxy::run(args).await,
     };
     match result {
         Ok(code) => code,

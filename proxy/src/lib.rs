@@ -11,6 +11,7 @@
 //! - [`relay`]: the per-connection copy loop that obeys live fault changes.
 //! - [`control`]: applying, expiring and healing faults; the event log.
 //! - [`api`] / [`client`]: the HTTP control API and its client; [`auth`]: its bearer token.
+//! - [`toxiproxy`]: Toxiproxy 2.12's HTTP API over runtime-created proxies and toxics.
 //! - [`server`]: wires listeners, relays, the control plane and metrics together.
 
 pub mod api;
@@ -27,5 +28,6 @@ pub mod relay;
 pub mod server;
 pub mod sys;
 pub mod topology;
+pub mod toxiproxy;
 
 pub use sys::restore_default_sigpipe;

@@ -6,6 +6,7 @@ pub mod history;
 pub mod lab;
 pub mod proxy;
 pub mod scenario;
+pub mod toxiproxy;
 pub mod watch;
 
 /// Logs go to stderr (stdout is for results and JSON); `RUST_LOG` overrides the level.
