@@ -331,6 +331,19 @@ fn kafka_lab_up_status_isolate_controller_and_down() {
         "{report:#}"
     );
     eprintln!("attached scenario: {}", report["status"]);
+    // The history beside the report holds the fault as the attached proxy applied it.
+    let history = std::fs::read_to_string(report_dir.join("history.jsonl")).unwrap();
+    let start = history
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|e| e["process"] == "nemesis" && e["f"] == "start")
+        .unwrap_or_else(|| panic!("no nemesis start in history.jsonl"));
+    assert!(
+        start["value"]["rules"]
+            .as_array()
+            .is_some_and(|r| !r.is_empty()),
+        "{start}"
+    );
     let _ = std::fs::remove_file(&scenario);
     let _ = std::fs::remove_dir_all(&report_dir);
     let o = rift(&["status", "--api", &api]);

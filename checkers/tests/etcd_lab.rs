@@ -130,12 +130,12 @@ async fn no_lost_writes_fails_when_an_acknowledged_key_is_deleted() {
     let _g = SERIAL.lock().await;
     let lab = lab("lost", 3).await;
     let o = lab.observer();
-    let started = Instant::now();
+    let recorder = rift_history::Recorder::new(Instant::now());
     let config = PutWorkloadConfig {
         rate: 20,
         ..Default::default()
     };
-    let mut w = PutWorkload::start(o.clone(), config, started);
+    let mut w = PutWorkload::start(o.clone(), config, &recorder);
     let history = w.history();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let summary = w.stop().await;

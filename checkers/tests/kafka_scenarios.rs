@@ -34,6 +34,9 @@ use rift_checkers::watch::{Sample, WatchTargets, Watcher, render};
 use rift_proxy::control::CutOptions;
 use rift_proxy::fault::{Fault, LinkRule};
 
+#[path = "support/history.rs"]
+mod history;
+
 fn scenario_file(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../profiles/scenarios")
@@ -128,6 +131,7 @@ async fn kafka_three_broker_scenarios() {
             ("kafka-quorum-availability", Pass),
         ],
     );
+    history::assert_kafka_leader_isolation(&r);
 
     let r = run_scenario(&cluster, &load("kafka-broker-isolation.toml")).await;
     expect(
@@ -347,6 +351,7 @@ async fn start_no_lost_records(
         settle: Duration::from_secs(1),
         fault: None,
         baseline_leader: None,
+        recorder: rift_history::Recorder::new(Instant::now()),
     };
     checker.on_phase(Phase::Baseline, &ctx).await;
     tokio::time::sleep(Duration::from_secs(2)).await;

@@ -112,7 +112,98 @@ kind = "no-quorum"                 # wrong on purpose: the majority keeps a quor
     assert_eq!(status_of(&r, "no-quorum", 0), Status::Fail, "{}", r.table());
     assert_eq!(r.status, Status::Fail);
     let leader = r.fault.as_ref().unwrap().bindings["leader"].clone();
-    assert_eq!(r.fault.as_ref().unwrap().minority, vec![leader]);
+    assert_eq!(r.fault.as_ref().unwrap().minority, vec![leader.clone()]);
+    assert_history(&r, &leader);
+}
+
+/// The run's history, as written to history.jsonl and read back: phases in order, the
+/// fault as the proxy applied it, observations of every member with their poll
+/// interval, and every write an invoke plus one completion; writes through the
+/// isolated leader time out during the fault and are indeterminate, not refused.
+fn assert_history(r: &Report, isolated: &str) {
+    use rift_history::OpType;
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("history-report");
+    r.write_all(&dir).unwrap();
+    let text = std::fs::read_to_string(dir.join("history.jsonl")).unwrap();
+    let h = rift_history::read_jsonl(text.as_bytes(), "history.jsonl").unwrap();
+    assert_eq!(h, r.history, "history.jsonl reads back as recorded");
+    for (i, e) in h.entries.iter().enumerate() {
+        assert_eq!(e.index(), i);
+    }
+    let phases: Vec<(&str, u64)> = h.phases().map(|p| (p.phase.as_str(), p.time)).collect();
+    let names: Vec<&str> = phases.iter().map(|p| p.0).collect();
+    assert_eq!(names, ["baseline", "fault", "heal", "final", "end"]);
+    let at = |name: &str| phases.iter().find(|p| p.0 == name).unwrap().1;
+    let (fault, heal) = (at("fault"), at("heal"));
+
+    let nemesis: Vec<_> = h.nemesis().collect();
+    assert_eq!(nemesis.len(), 2, "{nemesis:?}");
+    let (start, stop) = (nemesis[0], nemesis[1]);
+    assert_eq!((start.f.as_str(), stop.f.as_str()), ("start", "stop"));
+    assert!(start.error.is_none() && stop.error.is_none(), "{nemesis:?}");
+    assert!(start.invoked <= start.time && start.time <= fault);
+    assert_eq!(start.value["id"], stop.value["id"]);
+    assert_eq!(start.value["rules"], stop.value["rules"]);
+    let rules = start.value["rules"].as_array().unwrap();
+    assert!(!rules.is_empty());
+    assert!(
+        rules
+            .iter()
+            .all(|r| r["from"] == isolated || r["to"] == isolated),
+        "every rule touches the isolated leader: {rules:?}"
+    );
+    assert_eq!(start.value["minority"], serde_json::json!([isolated]));
+
+    for node in ["etcd1", "etcd2", "etcd3"] {
+        let polls: Vec<_> = h
+            .observations()
+            .filter(|o| o.node == node && o.observation == "etcd-status")
+            .collect();
+        // 50 ms polls over a run of about 8 s; a loaded machine may stretch some.
+        assert!(polls.len() > 40, "{node}: {} polls", polls.len());
+        assert!(polls.iter().all(|o| o.started <= o.time));
+        assert!(
+            polls
+                .iter()
+                .filter(|o| o.error.is_none())
+                .all(|o| o.value["leader_id"].is_u64()),
+            "{node}"
+        );
+    }
+
+    let pairs = h.pairs();
+    assert!(!pairs.is_empty());
+    let mut isolated_info = 0;
+    let mut majority_ok = 0;
+    for (invoke, done) in &pairs {
+        let done = done.unwrap_or_else(|| panic!("{invoke:?} never completed"));
+        assert_eq!(invoke.r#type, OpType::Invoke);
+        assert_eq!((invoke.f.as_str(), &invoke.key), ("write", &done.key));
+        assert!(invoke.value.is_u64());
+        let during = invoke.time > fault && done.time < heal;
+        if during && invoke.node.as_deref() == Some(isolated) {
+            assert_ne!(
+                done.r#type,
+                OpType::Ok,
+                "the isolated leader acknowledged {done:?}"
+            );
+            if done.r#type == OpType::Info {
+                isolated_info += 1;
+            }
+        }
+        if during && invoke.node.as_deref() != Some(isolated) && done.r#type == OpType::Ok {
+            majority_ok += 1;
+        }
+    }
+    assert!(
+        isolated_info > 0,
+        "writes through the isolated leader time out: info"
+    );
+    assert!(
+        majority_ok > 0,
+        "the majority acknowledges writes during the fault"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -254,4 +345,10 @@ async fn attach_drives_a_running_proxy_over_http() {
         kinds.iter().any(|k| k == "apply") && kinds.iter().any(|k| k == "heal"),
         "{kinds:?}"
     );
+    // Over HTTP too, the history holds the fault as the proxy answered it.
+    let nemesis: Vec<_> = r.history.nemesis().collect();
+    assert_eq!(nemesis.len(), 2, "{nemesis:?}");
+    assert!(nemesis.iter().all(|n| n.error.is_none()), "{nemesis:?}");
+    assert_eq!(nemesis[0].value["id"], nemesis[1].value["id"]);
+    assert!(!nemesis[0].value["rules"].as_array().unwrap().is_empty());
 }

@@ -24,6 +24,7 @@ pub use entry::{
 };
 pub use read::{HistoryError, read_jsonl, write_jsonl};
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -36,6 +37,7 @@ pub type Nanos = u64;
 pub struct Recorder {
     started: Instant,
     entries: Arc<Mutex<Vec<Entry>>>,
+    processes: Arc<AtomicU64>,
 }
 
 impl Recorder {
@@ -43,7 +45,15 @@ impl Recorder {
         Recorder {
             started,
             entries: Arc::new(Mutex::new(Vec::new())),
+            processes: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// A process id no one in this history used before. A client takes a fresh one
+    /// for each concurrent operation it keeps in flight, and after an operation that
+    /// ended `info` (that process may still be "running" it, so it never issues again).
+    pub fn fresh_process(&self) -> u64 {
+        self.processes.fetch_add(1, Ordering::Relaxed)
     }
 
     /// When the run started: time zero of every entry.

@@ -146,3 +146,15 @@ fn a_poisoned_recorder_keeps_recording() {
     }));
     assert_eq!(recorder.snapshot().entries.len(), 1);
 }
+
+#[test]
+fn fresh_processes_are_unique_across_clones() {
+    let recorder = Recorder::new(Instant::now());
+    let clone = recorder.clone();
+    let ids = [
+        recorder.fresh_process(),
+        clone.fresh_process(),
+        recorder.fresh_process(),
+    ];
+    assert_eq!(ids, [0, 1, 2]);
+}

@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use rift_history::{Entry, Observation, Recorder};
 use serde::Deserialize;
 
 use super::checks::{
@@ -39,6 +40,10 @@ fn default_heartbeat() -> Duration {
 fn default_election() -> Duration {
     Duration::from_millis(500)
 }
+
+/// Deadline of one Status poll. The member's own client port answers even when its
+/// peer links are cut, so only a stopped or overloaded member runs into it.
+const STATUS_DEADLINE: Duration = Duration::from_millis(500);
 
 pub const CHECKERS: &[&str] = &[
     "leader-step-down",
@@ -216,7 +221,11 @@ impl Cluster for EtcdCluster {
             "majority-leader" => Box::new(MajorityLeader::new(o, spec.parse()?)),
             "no-lost-writes" => {
                 let _: NoSettings = spec.parse()?;
-                let history = self.history.lock().expect("history lock").clone();
+                let history = self
+                    .history
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
                 let history = history.ok_or_else(|| ScenarioError::Field {
                     origin: spec.origin.clone(),
                     field: "kind".into(),
@@ -239,7 +248,7 @@ impl Cluster for EtcdCluster {
     fn workload(
         &self,
         spec: &WorkloadSpec,
-        started: Instant,
+        recorder: &Recorder,
     ) -> Result<Box<dyn Workload>, ScenarioError> {
         if spec.kind != "puts" {
             return Err(ScenarioError::Field {
@@ -250,9 +259,30 @@ impl Cluster for EtcdCluster {
             });
         }
         let config: PutWorkloadConfig = spec.parse()?;
-        let w = PutWorkload::start(self.observer.clone(), config, started);
-        *self.history.lock().expect("history lock") = Some(w.history());
+        let w = PutWorkload::start(self.observer.clone(), config, recorder);
+        *self.history.lock().unwrap_or_else(|p| p.into_inner()) = Some(w.history());
         Ok(Box::new(w))
+    }
+
+    fn observe<'a>(&'a self, node: &'a str, recorder: &'a Recorder) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let started = recorder.now();
+            let status = self.observer.status(node, STATUS_DEADLINE).await;
+            let time = recorder.now();
+            let (value, error) = match status {
+                Ok(s) => (serde_json::to_value(&s).unwrap_or_default(), None),
+                Err(e) => (serde_json::Value::Null, Some(e.to_string())),
+            };
+            recorder.record(Entry::Observation(Observation {
+                index: 0,
+                time,
+                started,
+                observation: "etcd-status".into(),
+                node: node.to_string(),
+                value,
+                error,
+            }));
+        })
     }
 
     fn info(&self) -> serde_json::Value {

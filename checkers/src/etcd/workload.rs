@@ -1,14 +1,21 @@
 //! The etcd write workload: Puts through every member for the whole scenario, each
 //! with a deadline, recorded as a history that the no-lost-writes checker judges.
 //!
-//! Every Put writes a fresh key (`<prefix><member>/<seq>`) with a value unique to the
-//! run, so "present with its value after heal" is an exact test. A Put that timed out
-//! is indeterminate (it may still commit) and is not counted as acknowledged.
+//! Every Put writes a fresh key (`<prefix><member>/<seq>`) with an integer value unique
+//! to the run, so "present with its value after heal" is an exact test. A Put that timed
+//! out is indeterminate (it may still commit) and is not counted as acknowledged.
+//!
+//! Each Put is also recorded in the run's history, Jepsen style: an `invoke`, then `ok`,
+//! `fail` (the member refused it before proposing: it was definitely not applied) or
+//! `info` (timed out, connection lost, or any error that does not prove the write was
+//! refused). A writer whose Put ended `info` continues under a new process id, so each
+//! process has at most one operation in flight, ever.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use rift_history::{Entry, Op, OpType, Recorder};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -98,8 +105,10 @@ pub struct PutWorkload {
 }
 
 impl PutWorkload {
-    /// Starts one writer per member. Timestamps are milliseconds since `started`.
-    pub fn start(observer: EtcdObserver, config: PutWorkloadConfig, started: Instant) -> Self {
+    /// Starts one writer per member, recording into `recorder`. Timestamps are
+    /// milliseconds since the recorder's start.
+    pub fn start(observer: EtcdObserver, config: PutWorkloadConfig, recorder: &Recorder) -> Self {
+        let started = recorder.started();
         let run_prefix = format!("{}{:08x}/", config.prefix, rand::random::<u32>());
         let history: SharedHistory = Arc::new(Mutex::new(History {
             puts: vec![],
@@ -108,53 +117,87 @@ impl PutWorkload {
         }));
         let (stop, stop_rx) = watch::channel(false);
         let interval = Duration::from_secs_f64(1.0 / f64::from(config.rate.max(1)));
-        let tasks = observer
-            .member_names()
-            .into_iter()
-            .map(|member| {
-                let observer = observer.clone();
-                let history = history.clone();
-                let mut stop_rx = stop_rx.clone();
-                let prefix = run_prefix.clone();
-                let timeout = config.timeout;
-                tokio::spawn(async move {
-                    let mut seq = 0u64;
-                    let mut tick = tokio::time::interval(interval);
-                    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                    loop {
-                        tokio::select! {
-                            _ = tick.tick() => {}
-                            _ = stop_rx.changed() => break,
-                        }
-                        if *stop_rx.borrow() {
-                            break;
-                        }
-                        seq += 1;
-                        let key = format!("{prefix}{member}/{seq:06}");
-                        let value = format!("{member}-{seq}-{}", rand::random::<u32>());
-                        let start_ms = started.elapsed().as_millis() as u64;
-                        let r = observer.put(&member, &key, &value, timeout).await;
-                        let (outcome, error) = match r {
-                            Ok(_) => (Outcome::Ok, None),
-                            Err(e @ EtcdError::Timeout { .. }) => {
-                                (Outcome::Indeterminate, Some(e.to_string()))
+        let members = observer.member_names();
+        let writers = members.len() as u64;
+        // Values are integers (other tools' register models expect them), unique in the
+        // run: a random base plus a per-writer stride.
+        let base = u64::from(rand::random::<u32>()) << 20;
+        let tasks =
+            members
+                .into_iter()
+                .enumerate()
+                .map(|(worker, member)| {
+                    let observer = observer.clone();
+                    let history = history.clone();
+                    let recorder = recorder.clone();
+                    let mut stop_rx = stop_rx.clone();
+                    let prefix = run_prefix.clone();
+                    let timeout = config.timeout;
+                    tokio::spawn(async move {
+                        let mut process = recorder.fresh_process();
+                        let mut seq = 0u64;
+                        let mut tick = tokio::time::interval(interval);
+                        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                        loop {
+                            tokio::select! {
+                                _ = tick.tick() => {}
+                                _ = stop_rx.changed() => break,
                             }
-                            Err(e) => (Outcome::Failed, Some(e.to_string())),
-                        };
-                        history.lock().expect("history lock").puts.push(PutRecord {
-                            member: member.clone(),
-                            key,
-                            value,
-                            phase: String::new(),
-                            start_ms,
-                            end_ms: started.elapsed().as_millis() as u64,
-                            outcome,
-                            error,
-                        });
-                    }
+                            if *stop_rx.borrow() {
+                                break;
+                            }
+                            seq += 1;
+                            let key = format!("{prefix}{member}/{seq:06}");
+                            let number = base + seq * writers + worker as u64;
+                            let value = number.to_string();
+                            let invoke = Op::invoke(
+                                recorder.now(),
+                                process,
+                                "write",
+                                Some(&key),
+                                serde_json::json!(number),
+                            )
+                            .with_node(&member);
+                            recorder.record(Entry::Op(invoke.clone()));
+                            let start_ms = started.elapsed().as_millis() as u64;
+                            let r = observer.put(&member, &key, &value, timeout).await;
+                            let end = recorder.now();
+                            let (outcome, error) = match &r {
+                                Ok(_) => (Outcome::Ok, None),
+                                Err(e) => match classify(e) {
+                                    OpType::Fail => (Outcome::Failed, Some(e.to_string())),
+                                    _ => (Outcome::Indeterminate, Some(e.to_string())),
+                                },
+                            };
+                            let op_type = match outcome {
+                                Outcome::Ok => OpType::Ok,
+                                Outcome::Failed => OpType::Fail,
+                                Outcome::Indeterminate => OpType::Info,
+                            };
+                            let mut done = invoke.complete(end, op_type, invoke.value.clone());
+                            done.error = error.clone();
+                            recorder.record(Entry::Op(done));
+                            if op_type == OpType::Info {
+                                // The write may still take effect: this process never
+                                // issues again (Jepsen's rule), the writer goes on as a new one.
+                                process = recorder.fresh_process();
+                            }
+                            history.lock().unwrap_or_else(|p| p.into_inner()).puts.push(
+                                PutRecord {
+                                    member: member.clone(),
+                                    key,
+                                    value,
+                                    phase: String::new(),
+                                    start_ms,
+                                    end_ms: end / 1_000_000,
+                                    outcome,
+                                    error,
+                                },
+                            );
+                        }
+                    })
                 })
-            })
-            .collect();
+                .collect();
         Self {
             history,
             stop,
@@ -167,6 +210,28 @@ impl PutWorkload {
     }
 }
 
+/// Whether a failed Put is definitely not applied (`fail`) or may still be (`info`).
+/// Only errors etcd returns before proposing the write prove it was refused; a
+/// deadline, a broken connection or an unrecognised error prove nothing.
+pub fn classify(error: &EtcdError) -> OpType {
+    const REFUSED: &[&str] = &[
+        // The member knows no leader and does not forward the request.
+        "etcdserver: no leader",
+        // Rejected by the member's rate limiter, before the proposal.
+        "etcdserver: too many requests",
+        // The request was refused as invalid.
+        "etcdserver: request is too large",
+        "etcdserver: key is not provided",
+    ];
+    match error {
+        EtcdError::UnknownMember(_) => OpType::Fail,
+        EtcdError::Request { message, .. } if REFUSED.iter().any(|r| message.contains(r)) => {
+            OpType::Fail
+        }
+        _ => OpType::Info,
+    }
+}
+
 impl Drop for PutWorkload {
     fn drop(&mut self) {
         // A scenario that failed half-way must not leave writers running.
@@ -176,7 +241,7 @@ impl Drop for PutWorkload {
 
 impl Workload for PutWorkload {
     fn mark_phase(&mut self, phase: &str, at_ms: u64) {
-        let mut h = self.history.lock().expect("history lock");
+        let mut h = self.history.lock().unwrap_or_else(|p| p.into_inner());
         h.phases.push((phase.to_string(), at_ms));
     }
 
@@ -186,7 +251,7 @@ impl Workload for PutWorkload {
             for t in self.tasks.drain(..) {
                 let _ = t.await;
             }
-            let mut h = self.history.lock().expect("history lock");
+            let mut h = self.history.lock().unwrap_or_else(|p| p.into_inner());
             attribute_phases(&mut h);
             summarize(&h)
         })
@@ -265,5 +330,67 @@ mod tests {
         assert_eq!(s.acknowledged_by_phase["baseline"], 1);
         assert_eq!(s.acknowledged_by_phase["fault"], 1);
         assert_eq!(s.acknowledged_by_phase["settle"], 1);
+    }
+
+    #[test]
+    fn only_a_refusal_is_a_definite_failure() {
+        let request = |message: &str| EtcdError::Request {
+            member: "etcd1".into(),
+            op: "put",
+            message: message.into(),
+        };
+        let timeout = EtcdError::Timeout {
+            member: "etcd1".into(),
+            op: "put",
+            after: Duration::from_secs(1),
+        };
+        assert_eq!(classify(&timeout), OpType::Info);
+        assert_eq!(
+            classify(&request("grpc status: etcdserver: request timed out")),
+            OpType::Info
+        );
+        assert_eq!(classify(&request("transport error")), OpType::Info);
+        assert_eq!(
+            classify(&request("grpc status: etcdserver: no leader")),
+            OpType::Fail
+        );
+    }
+
+    #[tokio::test]
+    async fn writes_are_recorded_invoke_then_info_under_a_new_process() {
+        // No member listens on this port: every Put ends in an error that proves
+        // nothing, so each is `info` and the writer moves to a new process id.
+        let observer = EtcdObserver::connect(&[("m1".into(), "http://127.0.0.1:9".into())])
+            .await
+            .unwrap();
+        let recorder = Recorder::new(std::time::Instant::now());
+        let config = PutWorkloadConfig {
+            rate: 20,
+            timeout: Duration::from_millis(200),
+            ..Default::default()
+        };
+        let mut w = PutWorkload::start(observer, config, &recorder);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let summary = w.stop().await;
+        let h = recorder.snapshot();
+        let ops: Vec<_> = h.ops().collect();
+        assert!(ops.len() >= 4, "{ops:?}");
+        assert_eq!(summary.acknowledged, 0);
+        assert_eq!(ops[0].r#type, OpType::Invoke);
+        assert_eq!(ops[0].f, "write");
+        assert_eq!(ops[0].node.as_deref(), Some("m1"));
+        assert!(ops[0].value.is_u64(), "integer values: {:?}", ops[0].value);
+        assert_eq!(ops[1].r#type, OpType::Info, "{:?}", ops[1]);
+        assert_eq!(ops[1].process, ops[0].process);
+        assert!(ops[1].error.is_some());
+        assert_ne!(ops[2].process, ops[0].process, "a new process after info");
+        for (inv, done) in h.pairs() {
+            let done = done.expect("every write completed");
+            assert_eq!(
+                (inv.key.clone(), inv.value.clone()),
+                (done.key.clone(), done.value.clone())
+            );
+            assert!(done.time >= inv.time);
+        }
     }
 }

@@ -16,6 +16,8 @@
 pub mod checks;
 pub mod client;
 pub mod cluster;
+pub mod observe;
+pub mod ops;
 pub mod system;
 pub mod wire;
 

@@ -15,6 +15,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use rift_history::Recorder;
 use serde::Deserialize;
 
 use super::checks::{
@@ -329,10 +330,22 @@ impl Cluster for KafkaCluster {
         })
     }
 
+    fn observe<'a>(&'a self, node: &'a str, recorder: &'a Recorder) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            if let Some(b) = self.info.by_name(node) {
+                super::observe::observe_broker(b, recorder).await;
+            }
+        })
+    }
+
+    fn poll_interval(&self) -> Duration {
+        super::observe::POLL_INTERVAL
+    }
+
     fn workload(
         &self,
         spec: &WorkloadSpec,
-        _started: Instant,
+        _recorder: &Recorder,
     ) -> Result<Box<dyn Workload>, ScenarioError> {
         Err(ScenarioError::Field {
             origin: spec.origin.clone(),

@@ -1,6 +1,7 @@
 //! Scenario reports: the verdict table printed at the end of a run, and the files
-//! written to the output directory — `report.json` (everything), `junit.xml` (one test
-//! case per checker, for CI) and `timeline.svg` (phases and checker timings).
+//! written to the output directory — `report.json` (everything but the history),
+//! `history.jsonl` (the run's recorded history, see `docs/history.md`), `junit.xml` (one
+//! test case per checker, for CI) and `timeline.svg` (phases and checker timings).
 
 pub mod junit;
 pub mod svg;
@@ -33,6 +34,10 @@ pub struct Report {
     pub phases: Vec<PhaseMark>,
     pub verdicts: Vec<Verdict>,
     pub workload: Option<WorkloadSummary>,
+    /// Everything that happened, on one clock; written beside the report as
+    /// `history.jsonl`, not inside `report.json`.
+    #[serde(skip)]
+    pub history: rift_history::History,
 }
 
 impl Report {
@@ -100,17 +105,22 @@ impl Report {
         out
     }
 
-    /// Writes report.json, junit.xml and timeline.svg into `dir` (created).
+    /// Writes report.json, history.jsonl, junit.xml and timeline.svg into `dir`
+    /// (created).
     pub fn write_all(&self, dir: &Path) -> Result<Vec<PathBuf>, ScenarioError> {
         std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
         let json = dir.join("report.json");
         let text = serde_json::to_string_pretty(self).expect("report serialises");
         std::fs::write(&json, text).map_err(|e| io(&json, e))?;
+        let history = dir.join("history.jsonl");
+        let file = std::fs::File::create(&history).map_err(|e| io(&history, e))?;
+        rift_history::write_jsonl(&self.history, std::io::BufWriter::new(file))
+            .map_err(|e| io(&history, e))?;
         let xml = dir.join("junit.xml");
         std::fs::write(&xml, junit::render(self)).map_err(|e| io(&xml, e))?;
         let svg_path = dir.join("timeline.svg");
         std::fs::write(&svg_path, svg::render(self)).map_err(|e| io(&svg_path, e))?;
-        Ok(vec![json, xml, svg_path])
+        Ok(vec![json, history, xml, svg_path])
     }
 }
 
@@ -192,6 +202,13 @@ pub(crate) mod tests {
             ],
             verdicts: vec![pass, fail],
             workload: None,
+            history: rift_history::History::new(vec![rift_history::Entry::Phase(
+                rift_history::PhaseMark {
+                    index: 0,
+                    time: 0,
+                    phase: "baseline".into(),
+                },
+            )]),
         }
     }
 
@@ -209,14 +226,20 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn writes_all_three_files() {
+    fn writes_all_four_files() {
         let dir = std::env::temp_dir().join(format!("rift-report-{}", std::process::id()));
         let files = sample().write_all(&dir).unwrap();
-        assert_eq!(files.len(), 3);
+        assert_eq!(files.len(), 4);
         let json: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&files[0]).unwrap()).unwrap();
         assert_eq!(json["status"], "FAIL");
         assert_eq!(json["verdicts"][0]["status"], "PASS");
+        assert!(
+            json.get("history").is_none(),
+            "the history has its own file"
+        );
+        let history = std::fs::read_to_string(dir.join("history.jsonl")).unwrap();
+        assert_eq!(history, "{\"index\":0,\"time\":0,\"phase\":\"baseline\"}\n");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

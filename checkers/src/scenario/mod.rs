@@ -19,6 +19,7 @@
 //! scenario format is system-specific.
 
 pub mod nemesis;
+pub mod poller;
 pub mod progress;
 pub mod runner;
 pub mod sides;
@@ -30,6 +31,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
+use rift_history::Recorder;
 use rift_proxy::fault::LinkRule;
 use serde::Serialize;
 use thiserror::Error;
@@ -88,9 +90,12 @@ impl Phase {
 /// The fault as applied: resolved rules, bindings, and which nodes kept a quorum.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct AppliedFault {
+    /// The proxy's id of the active fault (0 before it was applied).
+    pub id: u64,
     pub label: String,
     /// Role -> node resolved at apply time (e.g. target = leader -> etcd2).
     pub bindings: BTreeMap<String, String>,
+    /// The directed rules as the proxy returned them when it applied the fault.
     pub rules: Vec<LinkRule>,
     /// Nodes that reach a quorum of nodes (themselves included) on the consensus
     /// endpoint in both directions.
@@ -110,6 +115,9 @@ pub struct ScenarioContext {
     pub fault: Option<AppliedFault>,
     /// Leader at the end of baseline, when the system has one.
     pub baseline_leader: Option<String>,
+    /// The run's one history: client operations, nemesis operations, observations and
+    /// phase marks on one clock (time zero = `started`).
+    pub recorder: Recorder,
 }
 
 impl ScenarioContext {
@@ -261,11 +269,21 @@ pub trait Cluster: Send + Sync {
         spec: &spec::CheckerSpec,
         origin: &str,
     ) -> Result<Box<dyn Checker>, ScenarioError>;
+    /// The workload records every operation into `recorder` (invoke, then ok, fail
+    /// or info), stamped on its clock.
     fn workload(
         &self,
         spec: &spec::WorkloadSpec,
-        started: Instant,
+        recorder: &Recorder,
     ) -> Result<Box<dyn Workload>, ScenarioError>;
+    /// Polls `node` once and records what it said (or why it said nothing) as one or
+    /// more observations, each stamped with the poll's start and end. Called by the
+    /// run's one poller ([`poller`]); every call has its own deadline.
+    fn observe<'a>(&'a self, node: &'a str, recorder: &'a Recorder) -> BoxFuture<'a, ()>;
+    /// How often the poller observes each node.
+    fn poll_interval(&self) -> Duration {
+        poller::DEFAULT_INTERVAL
+    }
     /// Settings and endpoints recorded in the report.
     fn info(&self) -> serde_json::Value;
     fn shutdown(self: Box<Self>) -> BoxFuture<'static, ()>;

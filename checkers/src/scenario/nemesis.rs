@@ -3,7 +3,7 @@
 //! (`Remote`, for `--attach`).
 
 use rift_proxy::client::ApiClient;
-use rift_proxy::control::Control;
+use rift_proxy::control::{ActiveFault, Control};
 use rift_proxy::fault::FaultRequest;
 use rift_proxy::profile::{Bindings, ProfileLibrary};
 use rift_proxy::topology::Topology;
@@ -35,16 +35,29 @@ impl Nemesis {
         }
     }
 
-    pub async fn apply(&self, request: FaultRequest) -> Result<(), ScenarioError> {
+    /// Applies `request`; the answer is the fault as the proxy resolved and applied it
+    /// (its id and rules), which is what the history records.
+    pub async fn apply(&self, request: FaultRequest) -> Result<ActiveFault, ScenarioError> {
         match self {
             Nemesis::Local(c) => c
                 .apply(request)
-                .map(|_| ())
                 .map_err(|e| ScenarioError::Nemesis(e.to_string())),
             Nemesis::Remote(c) => c
                 .apply(&request)
                 .await
-                .map(|_| ())
+                .map_err(|e| ScenarioError::Nemesis(with_causes(&e))),
+        }
+    }
+
+    /// Heals one fault; the answer is the fault the proxy removed.
+    pub async fn heal_fault(&self, id: u64) -> Result<ActiveFault, ScenarioError> {
+        match self {
+            Nemesis::Local(c) => c
+                .heal_fault(id)
+                .map_err(|e| ScenarioError::Nemesis(e.to_string())),
+            Nemesis::Remote(c) => c
+                .heal_fault(id)
+                .await
                 .map_err(|e| ScenarioError::Nemesis(with_causes(&e))),
         }
     }

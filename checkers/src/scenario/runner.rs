@@ -1,11 +1,19 @@
 //! Runs one scenario against a [`Cluster`]: baseline, apply, hold, heal, settle, final
 //! checks. The fault is always healed before returning, even when a step fails.
+//!
+//! The runner owns the run's one history ([`Recorder`]): it records the phase marks
+//! and the nemesis operations (with the rules as the proxy returned them), runs the
+//! poller that records observations of every node, and hands the recorder to the
+//! workload, which records client operations.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
+use rift_history::{Entry, NemesisOp, PhaseMark as HistoryPhase, Recorder};
+use rift_proxy::control::ActiveFault;
 use rift_proxy::fault::FaultRequest;
+use tokio::sync::watch;
 
 use super::nemesis::resolve_rules;
 use super::progress::Progress;
@@ -29,15 +37,55 @@ pub async fn run(
     cluster: &dyn Cluster,
     options: &RunOptions,
 ) -> Result<Report, ScenarioError> {
-    let started = Instant::now();
+    let recorder = Recorder::new(Instant::now());
+    let (stop, stopped) = watch::channel(false);
+    let timeline = async {
+        let result = timeline(scenario, cluster, options, &recorder).await;
+        let _ = stop.send(true);
+        result
+    };
+    let (result, ()) = tokio::join!(timeline, super::poller::run(cluster, &recorder, stopped));
+    let mut report = result?;
+    report.history = recorder.snapshot();
+    Ok(report)
+}
+
+/// Phase marks, in the report (milliseconds) and in the history (nanoseconds), taken
+/// from the same instant.
+struct Marks<'a> {
+    recorder: &'a Recorder,
+    marks: Vec<PhaseMark>,
+}
+
+impl Marks<'_> {
+    fn mark(&mut self, phase: &str) -> u64 {
+        let time = self.recorder.now();
+        self.recorder.record(Entry::Phase(HistoryPhase {
+            index: 0,
+            time,
+            phase: phase.to_string(),
+        }));
+        let at_ms = time / 1_000_000;
+        self.marks.push(PhaseMark {
+            phase: phase.to_string(),
+            at_ms,
+        });
+        at_ms
+    }
+}
+
+async fn timeline(
+    scenario: &Scenario,
+    cluster: &dyn Cluster,
+    options: &RunOptions,
+    recorder: &Recorder,
+) -> Result<Report, ScenarioError> {
+    let started = recorder.started();
     let started_at = crate::lab::now_rfc3339();
     let progress = Progress::new(started, options.quiet);
-    let mut marks = Vec::new();
-    let mut mark = |phase: &str| {
-        marks.push(PhaseMark {
-            phase: phase.to_string(),
-            at_ms: started.elapsed().as_millis() as u64,
-        })
+    let mut marks = Marks {
+        recorder,
+        marks: Vec::new(),
     };
 
     progress.line(format!(
@@ -48,7 +96,7 @@ pub async fn run(
     ));
     cluster.wait_healthy(HEALTHY_TIMEOUT).await?;
     let mut workload = match &scenario.workload {
-        Some(w) => Some(cluster.workload(w, started)?),
+        Some(w) => Some(cluster.workload(w, recorder)?),
         None => None,
     };
     let mut checkers: Vec<Box<dyn Checker>> = Vec::new();
@@ -62,9 +110,10 @@ pub async fn run(
         settle: scenario.timeline.settle,
         fault: None,
         baseline_leader: None,
+        recorder: recorder.clone(),
     };
 
-    mark("baseline");
+    marks.mark("baseline");
     progress
         .wait("baseline", scenario.timeline.baseline, cluster)
         .await;
@@ -73,7 +122,7 @@ pub async fn run(
 
     let fault = resolve_fault(scenario, cluster, ctx.baseline_leader.clone()).await?;
     progress.line(format!(
-        "apply {}: {} rule(s){}; majority side {:?}, minority side {:?}",
+        "apply {}: {} rule(s){}",
         fault.label,
         fault.rules.len(),
         if fault.bindings.is_empty() {
@@ -81,19 +130,14 @@ pub async fn run(
         } else {
             format!(", bindings {:?}", fault.bindings)
         },
-        fault.majority,
-        fault.minority
     ));
-    cluster
-        .nemesis()
-        .apply(FaultRequest {
-            label: fault.label.clone(),
-            rules: fault.rules.clone(),
-            duration: None,
-        })
-        .await?;
-    let applied_ms = started.elapsed().as_millis() as u64;
-    mark("fault");
+    let fault = start_fault(cluster, recorder, fault).await?;
+    progress.line(format!(
+        "applied fault {}: majority side {:?}, minority side {:?}",
+        fault.id, fault.majority, fault.minority
+    ));
+    let applied_ms = marks.mark("fault");
+    let fault_id = fault.id;
     ctx.fault = Some(fault);
     if let Some(w) = workload.as_mut() {
         w.mark_phase("fault", applied_ms);
@@ -108,9 +152,9 @@ pub async fn run(
     held.await;
     // Taken before the heal: an acknowledgement after this instant may owe to the heal,
     // so it is never counted as one received during the fault.
-    let heal_ms = started.elapsed().as_millis() as u64;
-    let healed = cluster.nemesis().heal().await;
-    mark("heal");
+    let heal_ms = recorder.now() / 1_000_000;
+    let healed = stop_fault(cluster, recorder, fault_id).await;
+    marks.mark("heal");
     healed?;
     progress.line("healed");
     if let Some(w) = workload.as_mut() {
@@ -124,10 +168,10 @@ pub async fn run(
         Some(w) => Some(w.stop().await),
         None => None,
     };
-    mark("final");
+    marks.mark("final");
     progress.line("final checks");
     phase(&mut checkers, Phase::Final, &ctx).await;
-    mark("end");
+    marks.mark("end");
 
     let verdicts: Vec<_> = checkers.iter_mut().map(|c| c.verdict()).collect();
     let status = if verdicts.iter().all(|v| v.status == Status::Pass) {
@@ -145,9 +189,99 @@ pub async fn run(
         status,
         cluster: cluster.info(),
         fault: ctx.fault.clone(),
-        phases: marks,
+        phases: marks.marks,
         verdicts,
         workload: summary,
+        history: Default::default(),
+    })
+}
+
+/// Applies `fault` and records the nemesis `start` with the fault as the proxy
+/// returned it: its id and the directed rules it resolved and applied. The sides of
+/// the cut are computed from those rules, not from the ones that were asked for.
+async fn start_fault(
+    cluster: &dyn Cluster,
+    recorder: &Recorder,
+    mut fault: AppliedFault,
+) -> Result<AppliedFault, ScenarioError> {
+    let invoked = recorder.now();
+    let applied = cluster
+        .nemesis()
+        .apply(FaultRequest {
+            label: fault.label.clone(),
+            rules: fault.rules.clone(),
+            duration: None,
+        })
+        .await;
+    let time = recorder.now();
+    let active = match applied {
+        Ok(active) => active,
+        Err(e) => {
+            let mut op = NemesisOp::new(
+                invoked,
+                time,
+                "start",
+                serde_json::json!({"label": fault.label, "bindings": fault.bindings}),
+            );
+            op.error = Some(e.to_string());
+            recorder.record(Entry::Nemesis(op));
+            return Err(e);
+        }
+    };
+    let (majority, minority) = quorum_sides(
+        &cluster.nodes(),
+        &active.rules,
+        cluster.consensus_endpoint(),
+    );
+    fault.id = active.id;
+    fault.rules = active.rules.clone();
+    fault.majority = majority;
+    fault.minority = minority;
+    recorder.record(Entry::Nemesis(NemesisOp::new(
+        invoked,
+        time,
+        "start",
+        nemesis_value(&active, &fault),
+    )));
+    Ok(fault)
+}
+
+/// Heals fault `id` and records the nemesis `stop` with the fault the proxy removed.
+/// Should the proxy not know the fault any more, every fault is healed instead, so
+/// that nothing stays in place, and the stop records the error.
+async fn stop_fault(
+    cluster: &dyn Cluster,
+    recorder: &Recorder,
+    id: u64,
+) -> Result<(), ScenarioError> {
+    let invoked = recorder.now();
+    let healed = cluster.nemesis().heal_fault(id).await;
+    let (value, error, result) = match healed {
+        Ok(active) => (
+            serde_json::json!({"id": active.id, "label": active.label, "rules": active.rules}),
+            None,
+            Ok(()),
+        ),
+        Err(e) => {
+            let all = cluster.nemesis().heal().await;
+            let error = format!("heal of fault {id}: {e}; healed every fault instead");
+            (serde_json::json!({ "id": id }), Some(error), all)
+        }
+    };
+    let mut op = NemesisOp::new(invoked, recorder.now(), "stop", value);
+    op.error = error;
+    recorder.record(Entry::Nemesis(op));
+    result
+}
+
+fn nemesis_value(active: &ActiveFault, fault: &AppliedFault) -> serde_json::Value {
+    serde_json::json!({
+        "id": active.id,
+        "label": active.label,
+        "rules": active.rules,
+        "bindings": fault.bindings,
+        "majority": fault.majority,
+        "minority": fault.minority,
     })
 }
 
@@ -212,14 +346,13 @@ async fn resolve_fault(
         &scenario.fault.rules,
         &roles,
     )?;
-    let (majority, minority) = quorum_sides(&nodes, &rules, cluster.consensus_endpoint());
-    let shown = bindings;
     Ok(AppliedFault {
+        id: 0,
         label: scenario.fault_label(),
-        bindings: shown,
+        bindings,
         rules,
-        majority,
-        minority,
+        majority: Vec::new(),
+        minority: Vec::new(),
     })
 }
 

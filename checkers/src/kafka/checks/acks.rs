@@ -137,11 +137,21 @@ impl AcksRejectionChecker {
         self.leader = Some(leader);
     }
 
-    fn spawn_probes(&self, started: Instant, until_all_ok: bool) -> Watcher<Vec<Probe>> {
+    fn spawn_probes(&self, ctx: &ScenarioContext, until_all_ok: bool) -> Watcher<Vec<Probe>> {
         let bootstrap = self.info.bootstrap();
         let topic = self.topic.clone();
+        let started = ctx.started;
+        let recorder = ctx.recorder.clone();
         Watcher::spawn(move |mut stop| async move {
-            probe_loop(&bootstrap, &topic, started, until_all_ok, &mut stop).await
+            probe_loop(
+                &bootstrap,
+                &topic,
+                started,
+                &recorder,
+                until_all_ok,
+                &mut stop,
+            )
+            .await
         })
     }
 
@@ -233,6 +243,7 @@ async fn probe_loop(
     bootstrap: &str,
     topic: &str,
     started: Instant,
+    recorder: &rift_history::Recorder,
     until_all_ok: bool,
     stop: &mut tokio::sync::watch::Receiver<bool>,
 ) -> Vec<Probe> {
@@ -251,9 +262,13 @@ async fn probe_loop(
         for (acks, producer) in [(Acks::All, all.clone()), (Acks::One, one.clone())] {
             let topic = topic.to_string();
             let payload = format!("acks{}-{seq}", acks.as_str());
+            let recorder = recorder.clone();
             inflight.spawn(async move {
                 let sent_ms = now();
-                let result = client::send(&producer, &topic, 0, &payload).await;
+                let result = crate::kafka::ops::send_recorded(
+                    &producer, &topic, 0, &payload, acks, &recorder,
+                )
+                .await;
                 Probe {
                     acks,
                     sent_ms,
@@ -301,7 +316,7 @@ impl Checker for AcksRejectionChecker {
                             "note: the fault targets {targets:?}, the topic is led by {leader}"
                         ));
                     }
-                    self.during = Some(self.spawn_probes(ctx.started, false));
+                    self.during = Some(self.spawn_probes(ctx, false));
                 }
                 Phase::HoldEnd => {
                     if let Some(w) = self.during.take() {
@@ -317,7 +332,7 @@ impl Checker for AcksRejectionChecker {
                     }
                     self.healed_ms = ctx.now_ms();
                     self.verdict.timing("healed", self.healed_ms);
-                    self.after = Some(self.spawn_probes(ctx.started, true));
+                    self.after = Some(self.spawn_probes(ctx, true));
                 }
                 Phase::Final => {
                     if let Some(w) = self.after.take() {

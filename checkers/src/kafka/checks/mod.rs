@@ -224,6 +224,7 @@ mod tests {
             settle: Duration::from_secs(1),
             fault,
             baseline_leader: None,
+            recorder: rift_history::Recorder::new(Instant::now()),
         }
     }
 

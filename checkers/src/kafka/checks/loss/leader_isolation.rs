@@ -99,6 +99,7 @@ impl LeaderIsolationChecker {
                 label: "baseline",
                 interval: Duration::ZERO,
                 started: ctx.started,
+                recorder: ctx.recorder.clone(),
             },
             rx,
         )
@@ -214,6 +215,7 @@ impl Checker for LeaderIsolationChecker {
                         label: "isolated",
                         interval: Duration::from_millis(100),
                         started: ctx.started,
+                        recorder: ctx.recorder.clone(),
                     };
                     self.during = Some(Watcher::spawn(move |stop| produce(load, stop)));
                 }

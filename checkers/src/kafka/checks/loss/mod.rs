@@ -88,6 +88,8 @@ struct Load {
     label: &'static str,
     interval: Duration,
     started: Instant,
+    /// The run's history: every send is recorded there too.
+    recorder: rift_history::Recorder,
 }
 
 /// Runs `load` until stopped; waits for answers to every send before returning.
@@ -100,6 +102,7 @@ async fn produce(load: Load, mut stop: tokio::sync::watch::Receiver<bool>) -> Ve
         label,
         interval,
         started,
+        recorder,
     } = load;
     let mut producers = Vec::new();
     for acks in &levels {
@@ -116,9 +119,13 @@ async fn produce(load: Load, mut stop: tokio::sync::watch::Receiver<bool>) -> Ve
             let (acks, producer) = producers[(seq as usize) % producers.len()].clone();
             let topic = topic.clone();
             let payload = format!("{label}-{}-p{partition}-{seq}", acks.as_str());
+            let recorder = recorder.clone();
             inflight.spawn(async move {
                 let sent_ms = now();
-                let result = client::send(&producer, &topic, partition, &payload).await;
+                let result = crate::kafka::ops::send_recorded(
+                    &producer, &topic, partition, &payload, acks, &recorder,
+                )
+                .await;
                 Sent {
                     acks,
                     partition,

@@ -105,6 +105,7 @@ impl NoLostRecordsChecker {
             label: "record",
             interval: self.cfg.interval,
             started: ctx.started,
+            recorder: ctx.recorder.clone(),
         };
         self.load = Some(Watcher::spawn(move |stop| produce(load, stop)));
     }

@@ -87,41 +87,85 @@ pub async fn metadata_at(
     topic: Option<&str>,
     timeout: Duration,
 ) -> Result<MetadataView, KafkaCheckError> {
-    let body = roundtrip(addr, &encode_metadata(4, topic), timeout, "Metadata").await?;
-    decode_metadata(&body, 4, addr)
+    let body = roundtrip(
+        addr,
+        &encode_metadata(4, Topics::Some(topic)),
+        timeout,
+        "Metadata",
+    )
+    .await?;
+    let all = decode_metadata(&body, 4)
+        .map_err(|m| KafkaCheckError::Protocol(format!("Metadata from {addr}: {m}")))?;
+    let first = all.topics.into_iter().next();
+    Ok(MetadataView {
+        answered_by: addr.to_string(),
+        brokers: all.brokers,
+        topic_error: first.as_ref().and_then(|t| t.error.clone()),
+        partitions: first.map(|t| t.partitions).unwrap_or_default(),
+    })
+}
+
+/// One topic in a broker's metadata answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TopicView {
+    pub name: String,
+    /// The topic's error, e.g. UnknownTopicOrPartition.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub partitions: Vec<PartitionView>,
+}
+
+/// A broker's whole metadata answer: live brokers and every topic it knows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClusterMetadata {
+    /// Live (unfenced) brokers as this broker sees them.
+    pub brokers: Vec<i32>,
+    pub topics: Vec<TopicView>,
+}
+
+/// Asks the broker at `addr` for its metadata of every topic (the poller's view).
+pub async fn metadata_all_at(
+    addr: SocketAddr,
+    timeout: Duration,
+) -> Result<ClusterMetadata, KafkaCheckError> {
+    let body = roundtrip(addr, &encode_metadata(4, Topics::All), timeout, "Metadata").await?;
+    decode_metadata(&body, 4)
         .map_err(|m| KafkaCheckError::Protocol(format!("Metadata from {addr}: {m}")))
 }
 
-fn encode_metadata(correlation_id: i32, topic: Option<&str>) -> Vec<u8> {
+/// Which topics a Metadata request asks about.
+enum Topics<'a> {
+    /// One topic, or none (brokers only).
+    Some(Option<&'a str>),
+    /// Every topic (a null array in Metadata v1).
+    All,
+}
+
+fn encode_metadata(correlation_id: i32, topics: Topics<'_>) -> Vec<u8> {
     // Non-flexible request header v1: no tagged fields.
     let mut b = header(METADATA, 1, correlation_id);
     b.pop();
-    match topic {
-        Some(t) => {
+    match topics {
+        Topics::Some(Some(t)) => {
             b.extend_from_slice(&1i32.to_be_bytes());
             b.extend_from_slice(&(t.len() as i16).to_be_bytes());
             b.extend_from_slice(t.as_bytes());
         }
-        None => b.extend_from_slice(&0i32.to_be_bytes()),
+        Topics::Some(None) => b.extend_from_slice(&0i32.to_be_bytes()),
+        Topics::All => b.extend_from_slice(&(-1i32).to_be_bytes()),
     }
     frame(b)
 }
 
-fn decode_metadata(
-    body: &[u8],
-    correlation_id: i32,
-    addr: SocketAddr,
-) -> Result<MetadataView, String> {
+fn decode_metadata(body: &[u8], correlation_id: i32) -> Result<ClusterMetadata, String> {
     let mut r = Reader { buf: body, pos: 0 };
     let got = r.i32()?;
     if got != correlation_id {
         return Err(format!("correlation id {got}, expected {correlation_id}"));
     }
-    let mut view = MetadataView {
-        answered_by: addr.to_string(),
+    let mut view = ClusterMetadata {
         brokers: Vec::new(),
-        partitions: Vec::new(),
-        topic_error: None,
+        topics: Vec::new(),
     };
     for _ in 0..r.count()? {
         view.brokers.push(r.i32()?);
@@ -131,30 +175,31 @@ fn decode_metadata(
     }
     view.brokers.sort_unstable();
     let _controller = r.i32()?;
-    for i in 0..r.count()? {
+    for _ in 0..r.count()? {
         let error = r.i16()?;
-        r.string()?;
+        let name = r.name()?;
         r.take(1)?;
-        if i == 0 && error != 0 {
-            view.topic_error = Some(error_code_name(error));
-        }
+        let mut topic = TopicView {
+            name,
+            error: (error != 0).then(|| error_code_name(error)),
+            partitions: Vec::new(),
+        };
         for _ in 0..r.count()? {
             let _perror = r.i16()?;
             let partition = r.i32()?;
             let leader = r.i32()?;
             let replicas = r.i32_array()?;
             let isr = r.i32_array()?;
-            if i == 0 {
-                view.partitions.push(PartitionView {
-                    partition,
-                    leader,
-                    replicas,
-                    isr,
-                });
-            }
+            topic.partitions.push(PartitionView {
+                partition,
+                leader,
+                replicas,
+                isr,
+            });
         }
+        topic.partitions.sort_by_key(|p| p.partition);
+        view.topics.push(topic);
     }
-    view.partitions.sort_by_key(|p| p.partition);
     Ok(view)
 }
 
@@ -313,6 +358,14 @@ impl Reader<'_> {
     fn count(&mut self) -> Result<usize, String> {
         Ok(self.i32()?.max(0) as usize)
     }
+    /// A classic nullable string (null reads as empty).
+    fn name(&mut self) -> Result<String, String> {
+        let len = self.i16()?;
+        if len <= 0 {
+            return Ok(String::new());
+        }
+        Ok(String::from_utf8_lossy(self.take(len as usize)?).into_owned())
+    }
     /// A classic nullable string, skipped.
     fn string(&mut self) -> Result<(), String> {
         let len = self.i16()?;
@@ -388,107 +441,4 @@ fn decode_response(body: &[u8], correlation_id: i32) -> Result<QuorumView, Strin
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn request_is_framed_and_flexible() {
-        let req = encode_request(7);
-        let size = i32::from_be_bytes(req[0..4].try_into().unwrap()) as usize;
-        assert_eq!(size, req.len() - 4);
-        assert_eq!(&req[4..6], &55i16.to_be_bytes());
-        assert!(
-            req.windows(METADATA_TOPIC.len())
-                .any(|w| w == METADATA_TOPIC.as_bytes())
-        );
-    }
-
-    #[test]
-    fn decodes_leader_and_error_answers() {
-        let mut body = Vec::new();
-        body.extend_from_slice(&1i32.to_be_bytes());
-        body.push(0);
-        body.extend_from_slice(&0i16.to_be_bytes());
-        body.push(2);
-        body.push(METADATA_TOPIC.len() as u8 + 1);
-        body.extend_from_slice(METADATA_TOPIC.as_bytes());
-        body.push(2);
-        body.extend_from_slice(&0i32.to_be_bytes());
-        body.extend_from_slice(&0i16.to_be_bytes());
-        body.extend_from_slice(&2i32.to_be_bytes());
-        body.extend_from_slice(&5i32.to_be_bytes());
-        body.extend_from_slice(&99i64.to_be_bytes());
-        let view = decode_response(&body, 1).unwrap();
-        assert!(view.is_leader());
-        assert_eq!(
-            (view.leader_id, view.leader_epoch, view.high_watermark),
-            (2, 5, 99)
-        );
-
-        assert!(decode_response(&body, 2).is_err());
-        assert!(decode_response(&body[..20], 1).is_err());
-    }
-
-    #[test]
-    fn decodes_metadata_v1() {
-        let mut b = Vec::new();
-        b.extend_from_slice(&4i32.to_be_bytes());
-        b.extend_from_slice(&2i32.to_be_bytes());
-        for id in [2i32, 1] {
-            b.extend_from_slice(&id.to_be_bytes());
-            b.extend_from_slice(&9i16.to_be_bytes());
-            b.extend_from_slice(b"127.0.0.1");
-            b.extend_from_slice(&9092i32.to_be_bytes());
-            b.extend_from_slice(&(-1i16).to_be_bytes());
-        }
-        b.extend_from_slice(&1i32.to_be_bytes());
-        b.extend_from_slice(&1i32.to_be_bytes());
-        b.extend_from_slice(&0i16.to_be_bytes());
-        b.extend_from_slice(&1i16.to_be_bytes());
-        b.push(b't');
-        b.push(0);
-        b.extend_from_slice(&1i32.to_be_bytes());
-        b.extend_from_slice(&0i16.to_be_bytes());
-        b.extend_from_slice(&0i32.to_be_bytes());
-        b.extend_from_slice(&2i32.to_be_bytes());
-        for arr in [&[2i32, 1][..], &[2][..]] {
-            b.extend_from_slice(&(arr.len() as i32).to_be_bytes());
-            for x in arr {
-                b.extend_from_slice(&x.to_be_bytes());
-            }
-        }
-        let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        let v = decode_metadata(&b, 4, addr).unwrap();
-        assert_eq!(v.brokers, vec![1, 2]);
-        assert_eq!(
-            v.partitions,
-            vec![PartitionView {
-                partition: 0,
-                leader: 2,
-                replicas: vec![2, 1],
-                isr: vec![2]
-            }]
-        );
-        assert!(v.topic_error.is_none());
-        assert!(decode_metadata(&b[..b.len() - 3], 4, addr).is_err());
-        let req = encode_metadata(4, Some("t"));
-        assert_eq!(&req[4..8], &[0, 3, 0, 1]);
-    }
-
-    #[test]
-    fn create_topics_round_trip_shapes() {
-        let req = encode_create_topics(3, "t1", 3, Duration::from_secs(4));
-        assert_eq!(&req[4..8], &[0, 19, 0, 5]);
-        let mut body = Vec::new();
-        body.extend_from_slice(&3i32.to_be_bytes());
-        body.push(0);
-        body.extend_from_slice(&0i32.to_be_bytes());
-        body.push(2);
-        put_compact_str(&mut body, "t1");
-        body.extend_from_slice(&7i16.to_be_bytes());
-        assert_eq!(decode_create_topics(&body, 3).unwrap(), 7);
-        let mut v = Vec::new();
-        put_uvarint(&mut v, 300);
-        assert_eq!(v, vec![0xac, 0x02]);
-    }
-}
+mod tests;
