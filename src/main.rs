@@ -26,6 +26,10 @@ struct Cli {
 enum Command {
     /// Run the proxy: one listener per (node, endpoint) of the topology, plus the control API.
     Proxy(cmd::proxy::ProxyArgs),
+    /// Hold the link matrix of a cluster of agents and drive them (rift across hosts).
+    Controller(cmd::cluster::ControllerArgs),
+    /// Proxy the members of one host or pod, driven by a controller.
+    Agent(cmd::cluster::AgentArgs),
     /// Cut every link between groups of nodes (both directions).
     Partition(cmd::control::PartitionArgs),
     /// Cut one node from all the others (both directions).
@@ -64,6 +68,8 @@ fn main() -> std::process::ExitCode {
     if !matches!(
         cli.command,
         Command::Proxy(_)
+            | Command::Controller(_)
+            | Command::Agent(_)
             | Command::Lab(_)
             | Command::Scenario(_)
             | Command::Watch(_)
@@ -97,6 +103,8 @@ fn main() -> std::process::ExitCode {
 async fn run(cli: Cli) -> std::process::ExitCode {
     let result = match cli.command {
         Command::Proxy(args) => cmd::proxy::run(args).await,
+        Command::Controller(args) => cmd::cluster::controller(args).await,
+        Command::Agent(args) => cmd::cluster::agent(args).await,
         Command::Partition(args) => cmd::control::partition(args).await,
         Command::Isolate(args) => cmd::control::isolate(args).await,
         Command::Apply(args) => cmd::control::apply(args).await,

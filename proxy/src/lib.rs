@@ -12,11 +12,13 @@
 //! - [`control`]: applying, expiring and healing faults; the event log.
 //! - [`api`] / [`client`]: the HTTP control API and its client; [`auth`]: its bearer token.
 //! - [`toxiproxy`]: Toxiproxy 2.12's HTTP API over runtime-created proxies and toxics.
+//! - [`cluster`]: `rift controller` and `rift agent`, the matrix across hosts.
 //! - [`server`]: wires listeners, relays, the control plane and metrics together.
 
 pub mod api;
 pub mod auth;
 pub mod client;
+pub mod cluster;
 pub mod control;
 pub mod events;
 pub mod fault;

@@ -35,6 +35,11 @@ pub fn install() -> Option<PrometheusHandle> {
                     Matcher::Full("rift_relay_delay_seconds".into()),
                     DELAY_BUCKETS,
                 )
+                .expect("delay buckets are not empty")
+                .set_buckets_for_metric(
+                    Matcher::Prefix("rift_cluster_switch_".into()),
+                    DELAY_BUCKETS,
+                )
                 .expect("delay buckets are not empty");
             let handle = builder.install_recorder().ok()?;
             let upkeep = handle.clone();

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -60,6 +61,8 @@ pub enum ProxyError {
     Auth(#[from] crate::auth::AuthError),
     #[error(transparent)]
     Profiles(#[from] crate::profile::ProfileError),
+    #[error("the initial matrix: {0}")]
+    Initial(String),
 }
 
 /// A started proxy. Dropping it does not stop it; call [`RunningProxy::shutdown`].
@@ -99,25 +102,53 @@ impl RunningProxy {
 
     /// Runs until the shutdown signal of the process (Ctrl-C / SIGTERM) arrives.
     pub async fn run_until_signal(self) {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-        }
+        wait_for_signal().await;
         tracing::info!("shutting down");
         self.shutdown().await;
     }
 }
 
+/// Returns on Ctrl-C or SIGTERM.
+pub async fn wait_for_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+    }
+}
+
 /// Binds every listener and the control API, then serves in the background.
-pub async fn start(
+pub async fn start(topology: Topology, options: ProxyOptions) -> Result<RunningProxy, ProxyError> {
+    start_hosting(topology, options, None).await
+}
+
+/// What makes a proxy a `rift agent` (see [`crate::cluster::agent`]): it knows every
+/// node but listens only for its own, starts from a matrix version fetched from its
+/// controller (in force before the first connection is accepted), and serves its own
+/// API router.
+pub struct Hosting {
+    pub nodes: Vec<String>,
+    pub version: u64,
+    pub faults: Vec<crate::control::ActiveFault>,
+    pub sources: Vec<api::SourceRequest>,
+    pub router: Box<dyn FnOnce(Control, Option<PrometheusHandle>) -> axum::Router + Send>,
+}
+
+/// [`start`], or with `hosting`, an agent's proxy.
+pub async fn start_hosting(
     mut topology: Topology,
     options: ProxyOptions,
+    hosting: Option<Hosting>,
 ) -> Result<RunningProxy, ProxyError> {
     let handle = metrics::install();
     let mut listeners = Vec::new();
     for (node_index, node) in topology.nodes.iter_mut().enumerate() {
+        if hosting
+            .as_ref()
+            .is_some_and(|h| !h.nodes.contains(&node.name))
+        {
+            continue;
+        }
         for endpoint in node.endpoints.iter_mut() {
             let listener = bind_listener(endpoint.listen).map_err(|source| ProxyError::Listen {
                 node: node.name.clone(),
@@ -179,6 +210,21 @@ pub async fn start(
         profiles,
         Arc::new(ConnectionTable::default()),
     );
+    let router = match hosting {
+        Some(hosting) => {
+            let prepared = control
+                .prepare_replica(hosting.version, hosting.faults)
+                .map_err(|e| ProxyError::Initial(e.to_string()))?;
+            control.commit_replica(prepared);
+            for source in &hosting.sources {
+                control
+                    .register_source(&source.node, &source.pids, &source.ips)
+                    .map_err(|e| ProxyError::Initial(e.to_string()))?;
+            }
+            hosting.router
+        }
+        None => Box::new(api::router),
+    };
     control.events().record(
         "start",
         serde_json::json!({"api": api_addr.to_string(), "nodes": topology.node_names()}),
@@ -204,7 +250,7 @@ pub async fn start(
         )));
     }
     let app = crate::auth::protect(
-        api::router(control.clone(), handle),
+        router(control.clone(), handle),
         options.api_token.as_deref(),
     );
     tasks.push(tokio::spawn(api::serve_app(

@@ -364,6 +364,9 @@ pub fn render_status(api: &str, status: &Status) -> String {
         })
         .collect();
     out.push_str(&table("SOURCES", &["NODE", "IPS", "PIDS"], rows));
+    if let Some(cluster) = &status.cluster {
+        out.push_str(&super::cluster::render(cluster));
+    }
     out
 }
 

@@ -1,6 +1,7 @@
 //! Sub-commands of the `rift` binary, one module per area.
 
 pub mod capture;
+pub mod cluster;
 pub mod control;
 pub mod history;
 pub mod lab;

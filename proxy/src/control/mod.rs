@@ -19,9 +19,11 @@ use crate::profile::{Bindings, Profile, ProfileLibrary, validate_groups};
 use crate::topology::Topology;
 
 pub mod limits;
+mod replica;
 mod status;
 pub(crate) mod sync;
 
+pub use replica::PreparedVersion;
 pub use status::{
     ConnectionEntry, ConnectionGroup, ConnectionSockets, ConnectionTable, LinkState, SourceInfo,
     Status,

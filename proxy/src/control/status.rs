@@ -76,6 +76,9 @@ pub struct Status {
     /// Open connections and the last closed ones, oldest first.
     #[serde(default)]
     pub sockets: Vec<ConnectionSockets>,
+    /// Agents, versions and switch skew, when this is a `rift controller`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<crate::cluster::ClusterStatus>,
 }
 
 /// Open connections, so status can report live byte counts and addresses.
@@ -248,6 +251,7 @@ impl Control {
             connections: groups.into_values().collect(),
             sources,
             sockets,
+            cluster: None,
         }
     }
 
