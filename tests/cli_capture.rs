@@ -24,12 +24,22 @@ fn text(o: &Output) -> String {
     )
 }
 
-struct Lab(String);
+/// Brings the lab down and then removes the test's directory, whether the test passed
+/// or panicked. The lab's state (lab.json, pid files) lives under the directory, so it
+/// must be gone only after `lab down` has read it, or the proxy and members outlive
+/// the test.
+struct Lab {
+    root: std::path::PathBuf,
+    state: String,
+}
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        let _ = rift(&["lab", "down", "--state-dir", &self.0]);
-        let _ = std::fs::remove_dir_all(&self.0);
+        let o = rift(&["lab", "down", "--state-dir", &self.state]);
+        if !o.status.success() && std::path::Path::new(&self.state).join("lab.json").exists() {
+            eprintln!("lab down failed: {}", text(&o));
+        }
+        let _ = std::fs::remove_dir_all(&self.root);
     }
 }
 
@@ -54,8 +64,12 @@ fn capture_record_and_check_on_a_real_etcd_lab() {
     let _ = std::fs::remove_dir_all(&root);
     let state = root.join("lab").to_str().unwrap().to_string();
     let out = root.join("capture").to_str().unwrap().to_string();
+    // Armed before `lab up`, so a start that fails half-way is also stopped.
+    let _lab = Lab {
+        root: root.clone(),
+        state: state.clone(),
+    };
     let o = rift(&["lab", "up", "etcd", "--nodes", "3", "--state-dir", &state]);
-    let _lab = Lab(state.clone());
     assert!(
         o.status.success(),
         "lab up failed (run scripts/setup.sh): {}",
@@ -196,5 +210,4 @@ fn capture_record_and_check_on_a_real_etcd_lab() {
         links_of(&verdict, 1).iter().all(|l| l["status"] == "PASS"),
         "{verdict:#}"
     );
-    let _ = std::fs::remove_dir_all(&root);
 }
