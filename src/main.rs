@@ -15,7 +15,9 @@ partition profiles (split, isolation, two-vs-two, bridge, one-way...) and checks
 real cluster did.\n\nStart the proxy with `rift proxy --topology FILE`, then drive it from \
 another shell: `rift isolate n2`, `rift partition --groups n1,n2 n3`, `rift apply split`, \
 `rift status`, `rift heal`.",
-    after_help = "Every command that talks to a running proxy uses --api (or RIFT_API), default http://127.0.0.1:7070."
+    after_help = "Every command that talks to a running proxy uses --api (or RIFT_API); without \
+either, the running lab's API (`rift lab up`, found in .rift/lab of this directory or a parent, \
+or RIFT_LAB_DIR), else http://127.0.0.1:7070. --verbose says which."
 )]
 struct Cli {
     #[command(subcommand)]

@@ -34,9 +34,13 @@ capture-events.jsonl into --out. Needs root or CAP_NET_RAW."
 
 #[derive(Args)]
 struct RecordArgs {
-    /// URL of the proxy's control API.
-    #[arg(long, env = "RIFT_API", default_value = "http://127.0.0.1:7070")]
-    api: String,
+    /// URL of the proxy's control API [default: the running lab's, else
+    /// http://127.0.0.1:7070].
+    #[arg(long, env = "RIFT_API")]
+    api: Option<String>,
+    /// Say which control API is used and why.
+    #[arg(long, short)]
+    verbose: bool,
     /// Directory for the recording (created).
     #[arg(long)]
     out: PathBuf,
@@ -83,8 +87,10 @@ pub async fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
 #[cfg(feature = "capture")]
 async fn record(args: RecordArgs) -> anyhow::Result<ExitCode> {
     use rift_checkers::capture::record::{RecordOptions, Recording};
+    let target = super::target::resolve(args.api.as_deref());
+    target.report(args.verbose);
     let mut recording = Recording::start(RecordOptions {
-        api: args.api,
+        api: target.url,
         dir: args.out.clone(),
         interface: args.interface,
         snaplen: args.snaplen,

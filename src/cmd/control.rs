@@ -11,24 +11,31 @@ use rift_proxy::control::{ActiveFault, Status};
 use rift_proxy::fault::Fault;
 use rift_proxy::profile::{Bindings, Profile, ProfileLibrary};
 
+use super::target::{self, ApiTarget};
+
 #[derive(Args, Clone)]
 pub struct ApiArgs {
-    /// URL of the proxy's control API.
-    #[arg(
-        long,
-        env = "RIFT_API",
-        default_value = "http://127.0.0.1:7070",
-        global = true
-    )]
-    api: String,
+    /// URL of the proxy's control API [default: the running lab's (see `rift lab up`),
+    /// else http://127.0.0.1:7070].
+    #[arg(long, env = "RIFT_API", global = true)]
+    api: Option<String>,
     /// Print machine-readable JSON instead of a table.
     #[arg(long, global = true)]
     json: bool,
+    /// Say which control API is used and why (flag, RIFT_API, running lab or default).
+    #[arg(long, short, global = true)]
+    verbose: bool,
 }
 
 impl ApiArgs {
+    fn target(&self) -> ApiTarget {
+        let target = target::resolve(self.api.as_deref());
+        target.report(self.verbose);
+        target
+    }
+
     fn client(&self) -> ApiClient {
-        ApiClient::new(&self.api)
+        ApiClient::new(&self.target().url)
     }
 }
 
@@ -246,11 +253,12 @@ pub async fn heal(args: HealArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
-    let status = args.api.client().status().await?;
+    let target = args.api.target();
+    let status = ApiClient::new(&target.url).status().await?;
     if args.api.json {
         println!("{}", serde_json::to_string_pretty(&status)?);
     } else {
-        print!("{}", render_status(&args.api.api, &status));
+        print!("{}", render_status(&target.url, &status));
     }
     Ok(ExitCode::SUCCESS)
 }

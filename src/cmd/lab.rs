@@ -151,7 +151,16 @@ async fn up_cmd(state_dir: PathBuf, up: UpArgs) -> anyhow::Result<ExitCode> {
     let api = state.api_url.clone().unwrap_or_default();
     let first = state.members.first().map_or("NODE", |m| m.name.as_str());
     println!("\nrift API: {api}");
-    println!("  export RIFT_API={api}    # then: rift isolate {first}, rift status, rift heal");
+    if state_dir == Path::new(lab::DEFAULT_STATE_DIR) {
+        println!(
+            "  commands run in this directory (or below) use it: rift isolate {first}, rift status, rift heal"
+        );
+    } else {
+        println!(
+            "  commands find it with RIFT_LAB_DIR={} (or --api {api}): rift isolate {first}, rift status",
+            state_dir.display()
+        );
+    }
     println!("stop with: rift lab down");
     Ok(ExitCode::SUCCESS)
 }

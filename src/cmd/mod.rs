@@ -7,6 +7,7 @@ pub mod history;
 pub mod lab;
 pub mod proxy;
 pub mod scenario;
+pub mod target;
 pub mod toxiproxy;
 pub mod watch;
 

@@ -11,10 +11,12 @@
 //! - [`process`]: ports, spawning, pid files, stopping.
 //! - [`etcd`]: the etcd lab (Debian etcd 3.4 or `ETCD_BIN`).
 //! - [`kafka`]: the Kafka KRaft lab (Maven Central jars, Java 17).
+//! - [`locate`]: finding a running lab's control API for commands given no `--api`.
 
 pub mod etcd;
 mod etcd_plan;
 pub mod kafka;
+pub mod locate;
 pub mod process;
 
 use std::path::{Path, PathBuf};
