@@ -13,12 +13,20 @@
 //! | POST | /heal | (none) |
 //! | DELETE | /faults/{id} | |
 //! | POST | /sources | `{"node": "a", "pids": [123], "ips": ["127.0.0.2"]}` |
+//!
+//! Bodies are limited to [`MAX_BODY_BYTES`] (413 above it). A body that is not the
+//! JSON a route expects is a 400 whose message gives the path of the offending field
+//! (`groups[1][0]: invalid type...`); a bad query string or path segment is a 400 too,
+//! always as `{"error": ...}`. Handlers never wait on anything but the request they
+//! serve: the control plane's locks are std locks taken and released within one
+//! synchronous call, so no lock is held across an await, and a client that sends half
+//! a body or never reads its answer delays only itself.
 
 use std::net::IpAddr;
 use std::time::Duration;
 
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -56,11 +64,49 @@ impl From<ControlError> for ApiError {
     }
 }
 
+/// The largest request body the API reads, in bytes: far above any real request (a
+/// fault list for hundreds of links, a profile file) and small enough that a runaway
+/// client cannot make the proxy buffer much.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> ApiError {
+        let status = rejection.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            return ApiError(
+                status,
+                format!("request body larger than the API's limit of {MAX_BODY_BYTES} bytes"),
+            );
+        }
+        // axum reports the failing field's path (serde_path_to_error), e.g.
+        // "groups[0][1]: invalid type: integer `3`, expected a string". It answers
+        // well-formed JSON of the wrong shape with 422; the API answers every bad body
+        // with 400 so clients have one status to handle (415 for a non-JSON type stays).
+        let status = match status {
+            StatusCode::UNPROCESSABLE_ENTITY => StatusCode::BAD_REQUEST,
+            other => other,
+        };
+        ApiError(
+            status,
+            format!("invalid request body: {}", rejection.body_text()),
+        )
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> ApiError {
         ApiError(
             StatusCode::BAD_REQUEST,
-            format!("invalid request body: {}", rejection.body_text()),
+            format!("invalid query string: {}", rejection.body_text()),
+        )
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> ApiError {
+        ApiError(
+            rejection.status(),
+            format!("invalid path: {}", rejection.body_text()),
         )
     }
 }
@@ -83,6 +129,7 @@ pub fn router(control: Control, metrics: Option<PrometheusHandle>) -> Router {
         .route("/apply", post(apply_profile))
         .route("/heal", post(heal))
         .route("/sources", post(register_source))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(AppState { control, metrics })
 }
 
@@ -164,8 +211,12 @@ struct EventsQuery {
     after: u64,
 }
 
-async fn events(State(s): State<AppState>, Query(q): Query<EventsQuery>) -> Json<Vec<Value>> {
-    Json(s.control.events().since(q.after))
+async fn events(
+    State(s): State<AppState>,
+    query: Result<Query<EventsQuery>, QueryRejection>,
+) -> ApiResult<Json<Vec<Value>>> {
+    let Query(q) = query?;
+    Ok(Json(s.control.events().since(q.after)))
 }
 
 async fn render_metrics(State(s): State<AppState>) -> ApiResult<String> {
@@ -188,8 +239,9 @@ async fn apply_faults(
 
 async fn heal_fault(
     State(s): State<AppState>,
-    Path(id): Path<u64>,
+    id: Result<Path<u64>, PathRejection>,
 ) -> ApiResult<impl IntoResponse> {
+    let Path(id) = id?;
     Ok(Json(s.control.heal_fault(id)?))
 }
 
