@@ -3,17 +3,13 @@
 # Java 17 and Maven (apt), then the Apache Kafka broker jars from Maven Central
 # (compose/kafka-lab/pom.xml) copied into one classpath directory.
 #
-# The directory is $RIFT_KAFKA_LIBS, or <repo>/.rift/kafka-libs by default; the
-# lab (checkers/src/lab/kafka.rs) reads the same variable. Idempotent: a second
-# run with the jars present does nothing.
+# The default version's directory is $RIFT_KAFKA_LIBS, or <repo>/.rift/kafka-libs; the
+# lab (checkers/src/lab/kafka/runtime.rs) reads the same variable. Other versions
+# (compose/kafka-lab/<major.minor>/pom.xml) go to /opt/rift/kafka/<version>.
+# Idempotent: a second run with the jars present does nothing.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-pom="$repo/compose/kafka-lab/pom.xml"
-libs="${RIFT_KAFKA_LIBS:-$repo/.rift/kafka-libs}"
-version="$(sed -n 's|.*<kafka.version>\(.*\)</kafka.version>.*|\1|p' "$pom")"
-# The stamp names the pom's hash: editing the pom (a version bump) re-resolves.
-stamp="$libs/.complete-$(sha256sum "$pom" | cut -c1-16)"
 
 sudo_if_needed() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
@@ -40,27 +36,42 @@ if [ "$(java_major)" -lt 17 ]; then
     exit 1
 fi
 
-if [ -f "$stamp" ]; then
-    echo "30-kafka: Kafka $version jars already in $libs"
-    exit 0
-fi
-
-echo "30-kafka: resolving Kafka $version into $libs"
-mkdir -p "$libs"
-rm -f "$libs"/*.jar "$libs"/.complete-*
-mvn -q -B -Dstyle.color=never -f "$pom" dependency:copy-dependencies \
-    -DincludeScope=runtime -DoutputDirectory="$libs"
-
-# The lab launches these two entry points by name: fail here, not in a test.
-jar="$libs/kafka_2.13-$version.jar"
-# Listed once into a variable: `unzip | grep -q` under pipefail fails at random when
-# grep stops reading early.
-listing="$(unzip -l "$jar")"
-for class in kafka/Kafka.class kafka/tools/StorageTool.class; do
-    if ! grep -q " $class\$" <<<"$listing"; then
-        echo "30-kafka: $class missing from $jar" >&2
-        exit 1
+install_kafka() {
+    local pom="$1" libs="$2" version stamp
+    version="$(sed -n 's|.*<kafka.version>\(.*\)</kafka.version>.*|\1|p' "$pom")"
+    # The stamp names the pom's hash: editing the pom (a version bump) re-resolves.
+    stamp="$libs/.complete-$(sha256sum "$pom" | cut -c1-16)"
+    if [ -f "$stamp" ]; then
+        echo "30-kafka: Kafka $version jars already in $libs"
+        return 0
     fi
+
+    echo "30-kafka: resolving Kafka $version into $libs"
+    mkdir -p "$libs"
+    rm -f "$libs"/*.jar "$libs"/.complete-*
+    mvn -q -B -Dstyle.color=never -f "$pom" dependency:copy-dependencies \
+        -DincludeScope=runtime -DoutputDirectory="$libs"
+
+    # The lab launches these two entry points by name: fail here, not in a test.
+    local jar="$libs/kafka_2.13-$version.jar" listing class
+    # Listed once into a variable: `unzip | grep -q` under pipefail fails at random when
+    # grep stops reading early.
+    listing="$(unzip -l "$jar")"
+    for class in kafka/Kafka.class kafka/tools/StorageTool.class; do
+        if ! grep -q " $class\$" <<<"$listing"; then
+            echo "30-kafka: $class missing from $jar" >&2
+            exit 1
+        fi
+    done
+    touch "$stamp"
+    echo "30-kafka: Kafka $version ready ($(ls "$libs"/*.jar | wc -l) jars)"
+}
+
+# The default version (the lab's and compose's) where the lab looks by default, and
+# every other version the lab offers (`rift lab up kafka --version 3.9`) in its own
+# directory under /opt/rift/kafka (checkers/src/lab/versions.rs names the same).
+install_kafka "$repo/compose/kafka-lab/pom.xml" "${RIFT_KAFKA_LIBS:-$repo/.rift/kafka-libs}"
+for pom in "$repo"/compose/kafka-lab/*/pom.xml; do
+    version="$(sed -n 's|.*<kafka.version>\(.*\)</kafka.version>.*|\1|p' "$pom")"
+    install_kafka "$pom" "${RIFT_OPT:-/opt/rift}/kafka/$version"
 done
-touch "$stamp"
-echo "30-kafka: Kafka $version ready ($(ls "$libs"/*.jar | wc -l) jars)"
