@@ -32,9 +32,11 @@ pub struct LabArgs {
 enum LabCommand {
     /// Start real members and a background `rift proxy` on every link between them.
     #[command(
-        after_help = "Examples:\n  rift lab up etcd --nodes 5\n  rift lab up kafka --nodes 3\n\
-etcd is Debian's etcd-server 3.4 at /usr/bin/etcd, or the binary in ETCD_BIN.\n\
-Kafka runs the Maven Central jars from scripts/setup.sh (or RIFT_KAFKA_LIBS) on Java 17."
+        after_help = "Examples:\n  rift lab up etcd --nodes 5\n  rift lab up etcd --version 3.4\n  rift lab up kafka --nodes 3 --version 3.9\n\
+etcd: 3.6 (default), 3.5 (built by scripts/setup.sh into /opt/rift/etcd/<version>), 3.4\n\
+(Debian's etcd-server); ETCD_BIN runs any other etcd binary when --version is not given.\n\
+Kafka: 4.4 (default; RIFT_KAFKA_LIBS or .rift/kafka-libs) or 3.9 (/opt/rift/kafka/<version>),\n\
+Maven Central jars fetched by scripts/setup.sh, run on Java 17."
     )]
     Up(UpArgs),
     /// Stop everything the lab started and remove its data.
@@ -60,6 +62,9 @@ struct UpArgs {
     /// Number of members: 3, 4 or 5 are the tested sizes.
     #[arg(long, default_value_t = 3)]
     nodes: usize,
+    /// Release to run: a line (`3.5`) or an exact version (`3.5.35`) [default: the newest].
+    #[arg(long)]
+    version: Option<String>,
     /// First port to allocate (default: a random free range in 20000-29000).
     #[arg(long)]
     base_port: Option<u16>,
@@ -131,10 +136,14 @@ async fn up_cmd(state_dir: PathBuf, up: UpArgs) -> anyhow::Result<ExitCode> {
             config.heartbeat_ms = up.heartbeat.map_or(50, |d| d.as_millis() as u64);
             config.election_ms = up.election.map_or(500, |d| d.as_millis() as u64);
             config.base_port = up.base_port;
+            config.version = up.version.clone();
             with_progress(&state_dir, up.nodes, "members", etcd_up(config, &rift)).await?
         }
         System::Kafka => {
-            let mut options = KafkaLabOptions::default();
+            let mut options = KafkaLabOptions {
+                version: up.version.clone(),
+                ..KafkaLabOptions::default()
+            };
             if let Some(heap) = up.heap_mb {
                 options.heap_mb = heap;
             }
@@ -147,6 +156,9 @@ async fn up_cmd(state_dir: PathBuf, up: UpArgs) -> anyhow::Result<ExitCode> {
             with_progress(&state_dir, up.nodes, "brokers", kafka_up(options, &rift)).await?
         }
     };
+    if let Some(version) = state.settings.get("version").and_then(|v| v.as_str()) {
+        println!("{} {version}", state.system);
+    }
     print_members(&state);
     let api = state.api_url.clone().unwrap_or_default();
     let first = state.members.first().map_or("NODE", |m| m.name.as_str());
@@ -262,9 +274,11 @@ async fn status_cmd(state_dir: PathBuf, as_json: bool) -> anyhow::Result<ExitCod
     if as_json {
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
+        let version = state.settings.get("version").and_then(|v| v.as_str());
         println!(
-            "{} lab in {} (started {}), rift API {}{}",
+            "{}{} lab in {} (started {}), rift API {}{}",
             state.system,
+            version.map(|v| format!(" {v}")).unwrap_or_default(),
             state_dir.display(),
             state.started_at,
             state.api_url.as_deref().unwrap_or("-"),

@@ -29,6 +29,9 @@ pub struct EtcdSettings {
     pub heartbeat: Duration,
     #[serde(default = "default_election", with = "crate::scenario::spec::dur")]
     pub election: Duration,
+    /// The etcd release (`3.4`, `3.5`, `3.6`); the lab's newest when absent.
+    #[serde(default)]
+    pub version: Option<String>,
 }
 
 fn yes() -> bool {
@@ -76,6 +79,7 @@ impl EtcdCluster {
         config.heartbeat_ms = s.heartbeat.as_millis() as u64;
         config.election_ms = s.election.as_millis() as u64;
         config.base_port = options.base_port;
+        config.version = s.version;
         let lab = EtcdLab::start(config).await?;
         let info = serde_json::json!({
             "system": "etcd",

@@ -39,6 +39,9 @@ pub struct KafkaSettings {
     /// Extra broker properties, applied after the lab's test timings.
     #[serde(default)]
     pub broker: BTreeMap<String, toml::Value>,
+    /// The Kafka release (`3.9`, `4.4`); the lab's newest when absent.
+    #[serde(default)]
+    pub version: Option<String>,
 }
 
 fn default_heap() -> u32 {
@@ -90,6 +93,7 @@ impl KafkaCluster {
             work_dir: Some(options.state_dir.join("kafka")),
             heap_mb: s.heap_mb,
             overrides,
+            version: s.version,
             ..Default::default()
         };
         Ok(Self::from_lab(KafkaLab::start(spec.nodes, opts).await?))

@@ -18,7 +18,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-pub use super::etcd_plan::{EtcdLabConfig, EtcdLabPlan, EtcdMemberPlan, etcd_bin};
+pub use super::etcd_plan::{EtcdLabConfig, EtcdLabPlan, EtcdMemberPlan};
 use super::process::{LabProcess, Spawn, wait_for_listen};
 use super::{LabError, LabState, ProcessRecord, clear_stale};
 use crate::etcd::observer::EtcdObserver;

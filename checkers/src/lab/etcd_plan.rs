@@ -7,6 +7,7 @@ use rift_proxy::topology::{ApiConfig, Endpoint, Node, Topology};
 use serde::Serialize;
 
 use super::process::free_ports;
+use super::versions;
 use super::{LabError, LabState, MemberRecord, now_rfc3339};
 
 /// What the etcd lab is started with.
@@ -19,8 +20,9 @@ pub struct EtcdLabConfig {
     pub state_dir: PathBuf,
     /// First port to allocate from (tests give each binary its own range).
     pub base_port: Option<u16>,
-    /// The etcd binary; `ETCD_BIN`, else `etcd` on PATH.
-    pub etcd_bin: PathBuf,
+    /// The release to run (`3.4`, `3.5`, `3.6` or an exact version); `None` runs the
+    /// newest, or `ETCD_BIN` when that is set (see [`super::versions::etcd`]).
+    pub version: Option<String>,
 }
 
 impl EtcdLabConfig {
@@ -32,7 +34,7 @@ impl EtcdLabConfig {
             election_ms: 500,
             state_dir: state_dir.into(),
             base_port: None,
-            etcd_bin: etcd_bin(),
+            version: None,
         }
     }
 
@@ -56,18 +58,6 @@ impl EtcdLabConfig {
         }
         Ok(())
     }
-}
-
-/// `ETCD_BIN` if set, else the Debian package's /usr/bin/etcd, else `etcd` on PATH.
-pub fn etcd_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("ETCD_BIN") {
-        return PathBuf::from(p);
-    }
-    let debian = Path::new("/usr/bin/etcd");
-    if debian.exists() {
-        return debian.to_path_buf();
-    }
-    PathBuf::from("etcd")
 }
 
 /// Ports and paths of one member.
@@ -100,6 +90,9 @@ pub struct EtcdLabPlan {
     pub config: EtcdLabConfig,
     /// The resolved etcd executable.
     pub etcd_exe: PathBuf,
+    /// The version that executable reports (`etcd --version`), so a custom
+    /// `ETCD_BIN` is named for what it is.
+    pub etcd_version: String,
     pub members: Vec<EtcdMemberPlan>,
     pub api_port: u16,
     pub cluster_token: String,
@@ -125,17 +118,20 @@ impl EtcdLabPlan {
             })
             .collect();
         // Checked before anything starts, so a missing etcd leaves nothing behind.
-        let etcd_exe = std::fs::canonicalize(&config.etcd_bin)
-            .or_else(|_| which(&config.etcd_bin))
+        let install = versions::etcd(config.version.as_deref())?;
+        let etcd_exe = std::fs::canonicalize(&install.bin)
+            .or_else(|_| which(&install.bin))
             .map_err(|_| LabError::Spawn {
-                program: config.etcd_bin.display().to_string(),
+                program: install.bin.display().to_string(),
                 error: std::io::Error::new(
                     std::io::ErrorKind::NotFound,
-                    "no such executable (install etcd-server, or set ETCD_BIN)",
+                    "no such executable (run scripts/setup.sh, or set ETCD_BIN)",
                 ),
             })?;
+        let etcd_version = reported_version(&etcd_exe)?;
         Ok(Self {
             etcd_exe,
+            etcd_version,
             api_port: ports[config.nodes * 4],
             cluster_token: format!("rift-lab-{}", rand::random::<u32>()),
             members,
@@ -229,7 +225,8 @@ impl EtcdLabPlan {
             "pre_vote": self.config.pre_vote,
             "heartbeat_ms": self.config.heartbeat_ms,
             "election_ms": self.config.election_ms,
-            "etcd_bin": self.config.etcd_bin,
+            "etcd_bin": self.etcd_exe,
+            "version": self.etcd_version,
         })
     }
 
@@ -243,6 +240,26 @@ impl EtcdLabPlan {
             settings: self.settings(),
         }
     }
+}
+
+/// The version an etcd binary reports on its first line: `etcd Version: 3.6.16`.
+fn reported_version(exe: &Path) -> Result<String, LabError> {
+    let out = std::process::Command::new(exe)
+        .arg("--version")
+        .output()
+        .map_err(|error| LabError::Spawn {
+            program: exe.display().to_string(),
+            error,
+        })?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("etcd Version: "))
+        .map(|v| v.trim().to_string())
+        .ok_or_else(|| LabError::Config {
+            field: "ETCD_BIN".into(),
+            value: exe.display().to_string(),
+            reason: "`--version` does not print `etcd Version: X`; is it etcd?".into(),
+        })
 }
 
 pub(super) fn which(bin: &Path) -> std::io::Result<PathBuf> {

@@ -9,7 +9,8 @@
 //! runs and removes it, and a live lab is never silently reused.
 //!
 //! - [`process`]: ports, spawning, pid files, stopping.
-//! - [`etcd`]: the etcd lab (Debian etcd 3.4 or `ETCD_BIN`).
+//! - [`etcd`]: the etcd lab (etcd 3.4, 3.5 or 3.6, or `ETCD_BIN`).
+//! - [`versions`]: the releases each lab offers and where they are installed.
 //! - [`kafka`]: the Kafka KRaft lab (Maven Central jars, Java 17).
 //! - [`locate`]: finding a running lab's control API for commands given no `--api`.
 
@@ -18,6 +19,7 @@ mod etcd_plan;
 pub mod kafka;
 pub mod locate;
 pub mod process;
+pub mod versions;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

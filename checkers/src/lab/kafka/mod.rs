@@ -33,7 +33,7 @@ pub use plan::{
     CLIENT_ENDPOINT, CONTROLLER_ENDPOINT, KafkaLabOptions, KafkaPlan, REPLICATION_ENDPOINT,
     TEST_TIMINGS,
 };
-pub use runtime::{find_java, locate_libs, random_cluster_id};
+pub use runtime::{broker_jar_version, find_java, locate_libs, random_cluster_id};
 
 use super::LabError;
 use super::process::LabProcess;

@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use rift_proxy::topology::{Endpoint, Node, Topology};
 
-use super::runtime::{find_java, locate_libs, random_cluster_id};
+use super::runtime::{broker_jar_version, find_java, locate_libs, random_cluster_id};
 use crate::lab::LabError;
 use crate::lab::process::{LabProcess, Spawn, free_ports, wait_for_listen};
+use crate::lab::versions;
 
 /// Endpoint names of every broker in the topology.
 pub const CLIENT_ENDPOINT: &str = "client";
@@ -41,9 +42,12 @@ pub const TEST_TIMINGS: &[(&str, &str)] = &[
 /// How to start a lab.
 #[derive(Debug, Clone)]
 pub struct KafkaLabOptions {
-    /// Directory holding the Kafka jars (default: `$RIFT_KAFKA_LIBS`, then
-    /// `.rift/kafka-libs` in the working directory or the source checkout).
+    /// Directory holding the Kafka jars (default: the release named by `version`;
+    /// for the newest, `$RIFT_KAFKA_LIBS`, then `.rift/kafka-libs` in the working
+    /// directory or the source checkout).
     pub libs_dir: Option<PathBuf>,
+    /// The release to run (`3.9`, `4.4` or an exact version; `None`: the newest).
+    pub version: Option<String>,
     /// Where configs, data and logs go (default: a fresh directory under the temp dir).
     pub work_dir: Option<PathBuf>,
     /// JVM heap per broker; the CI machine has 2 cores and runs 3–4 brokers.
@@ -60,6 +64,7 @@ impl Default for KafkaLabOptions {
     fn default() -> Self {
         Self {
             libs_dir: None,
+            version: None,
             work_dir: None,
             heap_mb: 384,
             overrides: Vec::new(),
@@ -90,6 +95,8 @@ pub struct KafkaPlan {
     pub work_dir: PathBuf,
     pub java: PathBuf,
     pub libs: PathBuf,
+    /// The Kafka version of the broker jar in `libs`.
+    pub version: String,
     pub heap_mb: u32,
     pub overrides: Vec<(String, String)>,
 }
@@ -110,7 +117,9 @@ impl KafkaPlan {
             });
         }
         let java = find_java()?;
-        let libs = locate_libs(opts.libs_dir.as_deref())?;
+        let install = versions::kafka(opts.version.as_deref())?;
+        let libs = locate_libs(opts.libs_dir.as_deref().or(install.libs.as_deref()))?;
+        let version = broker_jar_version(&libs).unwrap_or_else(|| install.release.version.into());
         let work_dir = match &opts.work_dir {
             Some(d) => d.clone(),
             None => std::env::temp_dir().join(format!(
@@ -142,6 +151,7 @@ impl KafkaPlan {
             work_dir,
             java,
             libs,
+            version,
             heap_mb: opts.heap_mb,
             overrides: opts.overrides.clone(),
         })
@@ -270,6 +280,7 @@ impl KafkaPlan {
         serde_json::json!({
             "system": "kafka",
             "brokers": self.brokers.len(),
+            "version": self.version,
             "cluster_id": self.cluster_id,
             "heap_mb": self.heap_mb,
             "timings": timings,

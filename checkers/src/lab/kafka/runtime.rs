@@ -27,6 +27,16 @@ pub fn find_java() -> Result<PathBuf, LabError> {
         })
 }
 
+/// The version in the name of the broker jar (`kafka_2.13-3.9.2.jar`) in `libs`.
+pub fn broker_jar_version(libs: &Path) -> Option<String> {
+    std::fs::read_dir(libs).ok()?.flatten().find_map(|e| {
+        let name = e.file_name().to_string_lossy().to_string();
+        let version = name.strip_prefix("kafka_2.13-")?.strip_suffix(".jar")?;
+        // Skip classifier jars such as `kafka_2.13-4.4.0-test.jar`.
+        (!version.contains('-')).then(|| version.to_string())
+    })
+}
+
 /// The directory with the Kafka jars, checked to contain the broker jar.
 pub fn locate_libs(explicit: Option<&Path>) -> Result<PathBuf, LabError> {
     let dir = match explicit {
