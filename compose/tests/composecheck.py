@@ -306,3 +306,45 @@ def dashboard_problems(dashboard: dict, known: set[str], datasource_uid: str, or
                 if name not in known and base not in known:
                     problems.append(f"{origin}: panel {title!r}: metric {name} is not named anywhere in rift's code")
     return problems
+
+
+# The image of each system's members, and the lab's release list it must follow.
+MEMBER_IMAGES = {
+    "etcd": ("gcr.io/etcd-development/etcd", "ETCD_RELEASES", "v"),
+    "kafka": ("apache/kafka", "KAFKA_RELEASES", ""),
+}
+
+
+def lab_default_version(kind: str, versions_rs: Path | None = None) -> str:
+    """The newest (default) release of `kind` in checkers/src/lab/versions.rs."""
+    path = versions_rs or COMPOSE_DIR.parent / "checkers/src/lab/versions.rs"
+    text = path.read_text()
+    table = MEMBER_IMAGES[kind][1]
+    block = re.search(rf"pub const {table}: &\[Release\] = &\[(.*?)\n\];", text, re.S)
+    if block is None:
+        raise ValueError(f"{path}: no {table} table")
+    found = re.findall(r'version: "([^"]+)"', block.group(1))
+    if not found:
+        raise ValueError(f"{path}: {table} lists no version")
+    return found[-1]
+
+
+def version_problems(kind: str, compose: dict, origin: str, default: str) -> list[str]:
+    """Every member image of `compose` must run the lab's default release."""
+    repo, _, prefix = MEMBER_IMAGES[kind]
+    problems = []
+    members = [
+        (name, svc.get("image", ""))
+        for name, svc in compose.get("services", {}).items()
+        if str(svc.get("image", "")).startswith(repo + ":")
+    ]
+    if not members:
+        problems.append(f"{origin}: no service runs {repo}")
+    for name, image in members:
+        tag = image.split(":", 1)[1]
+        if tag != prefix + default:
+            problems.append(
+                f"{origin}: services.{name}.image = {image}, but the lab's default "
+                f"{kind} is {default} (checkers/src/lab/versions.rs): use {repo}:{prefix}{default}"
+            )
+    return problems

@@ -19,10 +19,12 @@ from composecheck import (
     dashboard_problems,
     etcd_problems,
     kafka_problems,
+    lab_default_version,
     load_toml,
     load_yaml,
     rift_metric_names,
     schema_errors,
+    version_problems,
 )
 
 CLUSTERS = {
@@ -248,3 +250,31 @@ def test_rift_api_off_loopback_has_a_token_and_prometheus_sends_it(kind):
     prom = load_yaml(COMPOSE_DIR / "prometheus" / "prometheus.yml")
     job = next(j for j in prom["scrape_configs"] if j["job_name"] == "rift")
     assert job["authorization"]["credentials"] == default
+
+
+@pytest.mark.parametrize("kind", CLUSTERS)
+def test_compose_members_run_the_labs_default_version(kind):
+    compose_file = CLUSTERS[kind][0]
+    compose = load_yaml(COMPOSE_DIR / compose_file)
+    default = lab_default_version(kind)
+    assert version_problems(kind, compose, f"compose/{compose_file}", default) == []
+
+
+def test_drift_compose_pinning_an_older_release_than_the_lab_is_caught():
+    compose = load_yaml(COMPOSE_DIR / "etcd.yml")
+    compose = copy.deepcopy(compose)
+    compose["services"]["etcd2"]["image"] = "gcr.io/etcd-development/etcd:v3.5.21"
+    found = version_problems("etcd", compose, "compose/etcd.yml", lab_default_version("etcd"))
+    assert len(found) == 1, found
+    assert "services.etcd2.image = gcr.io/etcd-development/etcd:v3.5.21" in found[0]
+    assert "default etcd is 3.6.16" in found[0]
+
+
+def test_lab_default_version_reads_the_last_release(tmp_path):
+    rs = tmp_path / "versions.rs"
+    rs.write_text(
+        'pub const KAFKA_RELEASES: &[Release] = &[\n    Release {\n        line: "3.9",\n'
+        '        version: "3.9.2",\n    },\n    Release {\n        line: "4.4",\n'
+        '        version: "4.4.0",\n    },\n];\n'
+    )
+    assert lab_default_version("kafka", rs) == "4.4.0"
