@@ -5,6 +5,7 @@ pub mod cluster;
 pub mod control;
 pub mod history;
 pub mod lab;
+pub mod matrix;
 pub mod proxy;
 pub mod scenario;
 pub mod target;

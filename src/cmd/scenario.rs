@@ -30,6 +30,14 @@ upstream of each node's `client` endpoint); --endpoint overrides them.\n\
 Exit status: 0 when every checker passes, 1 when one fails or the run cannot complete."
     )]
     Run(RunArgs),
+    /// Run scenarios on several releases of their system (a fresh lab each) and print
+    /// one table: scenario x version -> verdicts and key timings; matrix.json beside it.
+    #[command(
+        after_help = "Examples:\n  rift scenario matrix profiles/scenarios/etcd-leader-isolation.toml --versions 3.4,3.5,3.6\n  \
+rift scenario matrix profiles/scenarios/kafka-leader-isolation.toml --versions 3.9,4.4 --hold 5s\n\
+Exit status: 0 when every run passes, 1 otherwise."
+    )]
+    Matrix(super::matrix::MatrixArgs),
     /// Parse scenario files and report errors, without running anything.
     Check {
         #[arg(required = true)]
@@ -123,6 +131,7 @@ async fn attach_endpoints(
 pub async fn run(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         ScenarioCommand::Run(r) => run_cmd(r).await,
+        ScenarioCommand::Matrix(m) => super::matrix::run(m).await,
         ScenarioCommand::Check { files } => {
             let mut failed = 0;
             for f in &files {
