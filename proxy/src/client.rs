@@ -26,7 +26,7 @@ pub enum ClientError {
         status: u16,
         message: String,
     },
-    #[error("no token for the rift API: {message}")]
+    #[error("cannot set up the client of the rift API: {message}")]
     Token { message: String },
     #[error("unexpected answer from rift API for {what}")]
     Decode {
@@ -34,6 +34,9 @@ pub enum ClientError {
         source: reqwest::Error,
     },
 }
+
+/// The CA (PEM file) the client trusts for an `https://` API.
+pub const TLS_CA_ENV: &str = "RIFT_TLS_CA";
 
 #[derive(Clone)]
 pub struct ApiClient {
@@ -45,16 +48,27 @@ pub struct ApiClient {
 }
 
 impl ApiClient {
-    /// A client sending the token from `RIFT_TOKEN_FILE` or `RIFT_TOKEN`, if set.
+    /// A client sending the token from `RIFT_TOKEN_FILE` or `RIFT_TOKEN`, if set, and
+    /// trusting the CA in `RIFT_TLS_CA` for `https://` APIs.
     pub fn new(url: &str) -> ApiClient {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .expect("HTTP client");
+        let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(10));
+        let mut token = crate::auth::client_token().map_err(|e| e.to_string());
+        if let Some(ca) = std::env::var_os(TLS_CA_ENV).filter(|v| !v.is_empty()) {
+            let files = crate::cluster::tls::TlsFiles {
+                ca: Some(ca.into()),
+                ..Default::default()
+            };
+            match files.client() {
+                Ok(Some(config)) => builder = builder.use_preconfigured_tls(config),
+                Ok(None) => {}
+                // Fail every request rather than go out without the CA asked for.
+                Err(e) => token = Err(format!("{TLS_CA_ENV}: {e}")),
+            }
+        }
         ApiClient {
             base: url.trim_end_matches('/').to_string(),
-            http,
-            token: crate::auth::client_token().map_err(|e| e.to_string()),
+            http: builder.build().expect("HTTP client"),
+            token,
         }
     }
 

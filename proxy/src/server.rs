@@ -69,6 +69,7 @@ pub enum ProxyError {
 pub struct RunningProxy {
     control: Control,
     api_addr: SocketAddr,
+    https: bool,
     topology: Arc<Topology>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -84,7 +85,8 @@ impl RunningProxy {
     }
 
     pub fn api_url(&self) -> String {
-        format!("http://{}", self.api_addr)
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}", self.api_addr)
     }
 
     /// The topology with every `listen` port as actually bound (port 0 resolved).
@@ -132,6 +134,8 @@ pub struct Hosting {
     pub faults: Vec<crate::control::ActiveFault>,
     pub sources: Vec<api::SourceRequest>,
     pub router: Box<dyn FnOnce(Control, Option<PrometheusHandle>) -> axum::Router + Send>,
+    /// Serve the API over HTTPS with this configuration.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// [`start`], or with `hosting`, an agent's proxy.
@@ -210,6 +214,8 @@ pub async fn start_hosting(
         profiles,
         Arc::new(ConnectionTable::default()),
     );
+    let tls = hosting.as_ref().and_then(|h| h.tls.clone());
+    let https = tls.is_some();
     let router = match hosting {
         Some(hosting) => {
             let prepared = control
@@ -253,15 +259,20 @@ pub async fn start_hosting(
         router(control.clone(), handle),
         options.api_token.as_deref(),
     );
-    tasks.push(tokio::spawn(api::serve_app(
-        api_listener,
-        app,
-        shutdown.subscribe(),
-    )));
+    tasks.push(match tls {
+        Some(config) => tokio::spawn(crate::cluster::tls::serve(
+            api_listener,
+            app,
+            config,
+            shutdown.subscribe(),
+        )),
+        None => tokio::spawn(api::serve_app(api_listener, app, shutdown.subscribe())),
+    });
     tracing::info!(api = %api_addr, nodes = topology.nodes.len(), "rift proxy listening");
     Ok(RunningProxy {
         control,
         api_addr,
+        https,
         topology,
         shutdown,
         tasks,

@@ -90,6 +90,7 @@ impl Cluster {
             token: None,
             events_path: None,
             fetch_deadline: Some(Duration::from_secs(5)),
+            tls: Default::default(),
         })
         .await
         .unwrap()

@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::Args;
 use rift_proxy::cluster::agent::{self, AgentOptions};
 use rift_proxy::cluster::controller::{self, ControllerOptions};
+use rift_proxy::cluster::tls::TlsFiles;
 use rift_proxy::cluster::{ClusterStatus, ClusterTopology};
 
 #[derive(Args)]
@@ -37,6 +38,33 @@ pub struct ControllerArgs {
     /// agents, and sent to them.
     #[arg(long)]
     token_file: Option<PathBuf>,
+    #[command(flatten)]
+    tls: TlsArgs,
+}
+
+/// TLS between the controller and its agents (rustls).
+#[derive(Args)]
+pub struct TlsArgs {
+    /// Serve this API over HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long)]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long)]
+    tls_key: Option<PathBuf>,
+    /// Dial the peers (agents, or the controller) over HTTPS and accept only
+    /// certificates signed by this CA (PEM). The CLI takes it from RIFT_TLS_CA.
+    #[arg(long)]
+    tls_ca: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    fn files(self) -> TlsFiles {
+        TlsFiles {
+            cert: self.tls_cert,
+            key: self.tls_key,
+            ca: self.tls_ca,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -60,6 +88,8 @@ pub struct AgentArgs {
     /// no listener opens before the matrix is fetched).
     #[arg(long, value_parser = humantime::parse_duration)]
     fetch_timeout: Option<Duration>,
+    #[command(flatten)]
+    tls: TlsArgs,
 }
 
 pub async fn controller(args: ControllerArgs) -> anyhow::Result<ExitCode> {
@@ -69,6 +99,7 @@ pub async fn controller(args: ControllerArgs) -> anyhow::Result<ExitCode> {
         events_path: args.events,
         profiles_dir: args.profiles,
         api_token: rift_proxy::auth::load_token(args.token_file.as_deref())?,
+        tls: args.tls.files(),
     };
     let running = controller::start(config, options)
         .await
@@ -89,6 +120,7 @@ pub async fn agent(args: AgentArgs) -> anyhow::Result<ExitCode> {
         token: rift_proxy::auth::load_token(args.token_file.as_deref())?,
         events_path: args.events,
         fetch_deadline: args.fetch_timeout,
+        tls: args.tls.files(),
     };
     let name = options.name.clone();
     let running = agent::start(options)

@@ -47,6 +47,9 @@ pub struct AgentOptions {
     pub events_path: Option<PathBuf>,
     /// Give up when the controller has not answered for this long (None: keep trying).
     pub fetch_deadline: Option<Duration>,
+    /// Serve the agent API over HTTPS, and dial the controller over HTTPS checked
+    /// against a CA.
+    pub tls: super::tls::TlsFiles,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +65,8 @@ pub enum AgentError {
     Listen { name: String, api: String },
     #[error(transparent)]
     Proxy(#[from] ProxyError),
+    #[error(transparent)]
+    Tls(#[from] super::tls::TlsError),
 }
 
 /// The agent's side of a change in two phases.
@@ -84,7 +89,8 @@ pub async fn start(options: AgentOptions) -> Result<RunningProxy, AgentError> {
     if !super::config::valid_name(&options.name) {
         return Err(AgentError::Name(options.name));
     }
-    let peer = Peer::new(options.token.clone());
+    let server_tls = options.tls.server()?;
+    let peer = Peer::new(options.token.clone(), options.tls.client()?);
     let controller = peer.base(&options.controller);
     let bootstrap = fetch(&peer, &controller, &options).await?;
     let api_listen = match options.api_listen {
@@ -129,6 +135,7 @@ pub async fn start(options: AgentOptions) -> Result<RunningProxy, AgentError> {
         faults,
         sources: bootstrap.sources,
         router,
+        tls: server_tls,
     };
     let proxy_options = ProxyOptions {
         api_listen: Some(api_listen),

@@ -58,6 +58,8 @@ pub struct ControllerOptions {
     pub profiles_dir: Option<PathBuf>,
     /// Required by the controller's API and sent to (and required by) the agents.
     pub api_token: Option<String>,
+    /// Serve the API over HTTPS, and dial agents over HTTPS checked against a CA.
+    pub tls: super::tls::TlsFiles,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +78,8 @@ pub enum ControllerError {
     Auth(#[from] crate::auth::AuthError),
     #[error(transparent)]
     Profiles(#[from] crate::profile::ProfileError),
+    #[error(transparent)]
+    Tls(#[from] super::tls::TlsError),
 }
 
 /// One agent's answer, with the times (since the round started) the request was sent
@@ -178,6 +182,7 @@ impl RoundReport {
 pub struct RunningController {
     controller: Controller,
     api_addr: SocketAddr,
+    tls: bool,
     shutdown: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -196,7 +201,11 @@ impl RunningController {
     }
 
     pub fn api_url(&self) -> String {
-        format!("http://{}", self.api_addr)
+        format!(
+            "{}://{}",
+            if self.tls { "https" } else { "http" },
+            self.api_addr
+        )
     }
 
     pub async fn shutdown(self) {
@@ -219,6 +228,8 @@ pub async fn start(
     options: ControllerOptions,
 ) -> Result<RunningController, ControllerError> {
     let handle = crate::metrics::install();
+    let server_tls = options.tls.server()?;
+    let client_tls = options.tls.client()?;
     let api_addr = options
         .api_listen
         .or(config.api.as_ref().map(|a| a.listen))
@@ -267,7 +278,7 @@ pub async fn start(
         inner: Arc::new(Inner {
             control: control.clone(),
             epoch,
-            peer: Peer::new(options.api_token.clone()),
+            peer: Peer::new(options.api_token.clone(), client_tls),
             round: tokio::sync::Mutex::new(()),
             state: Mutex::new(Distribution {
                 agents,
@@ -293,14 +304,24 @@ pub async fn start(
         router(controller.clone(), handle),
         options.api_token.as_deref(),
     );
+    let serving = match server_tls {
+        Some(config) => tokio::spawn(super::tls::serve(
+            listener,
+            app,
+            config,
+            shutdown.subscribe(),
+        )),
+        None => tokio::spawn(api::serve_app(listener, app, shutdown.subscribe())),
+    };
     let tasks = vec![
-        tokio::spawn(api::serve_app(listener, app, shutdown.subscribe())),
+        serving,
         tokio::spawn(controller.clone().reconcile(shutdown.subscribe())),
     ];
     tracing::info!(api = %api_addr, agents = controller.inner.config.agents.len(), epoch, "rift controller listening");
     Ok(RunningController {
         controller,
         api_addr,
+        tls: options.tls.cert.is_some(),
         shutdown,
         tasks,
     })

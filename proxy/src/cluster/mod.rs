@@ -23,6 +23,7 @@ pub mod controller;
 pub mod peer;
 mod skew;
 mod telemetry;
+pub mod tls;
 
 use serde::{Deserialize, Serialize};
 

@@ -56,18 +56,21 @@ pub struct Peer {
 }
 
 impl Peer {
-    /// A plain-HTTP peer client sending `token` with every request.
-    pub fn new(token: Option<String>) -> Peer {
-        let http = reqwest::Client::builder()
+    /// A peer client sending `token` with every request; with `tls`, it dials HTTPS
+    /// and accepts only certificates of that configuration's CA.
+    pub fn new(token: Option<String>, tls: Option<rustls::ClientConfig>) -> Peer {
+        let builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(2))
             .pool_idle_timeout(Duration::from_secs(60))
-            .tcp_nodelay(true)
-            .build()
-            .expect("HTTP client");
+            .tcp_nodelay(true);
+        let (builder, scheme) = match tls {
+            Some(config) => (builder.use_preconfigured_tls(config), "https"),
+            None => (builder, "http"),
+        };
         Peer {
-            http,
+            http: builder.build().expect("HTTP client"),
             token,
-            scheme: "http",
+            scheme,
         }
     }
 
