@@ -164,6 +164,7 @@ fn scenario_attach_rejects_a_non_url_etcd_endpoint() {
         "{}",
         text(&o)
     );
+    assert_eq!(o.status.code(), Some(2), "a setup error exits 2");
 }
 
 #[test]

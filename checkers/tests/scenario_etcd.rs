@@ -175,10 +175,22 @@ fn assert_history(r: &Report, isolated: &str) {
     assert!(!pairs.is_empty());
     let mut isolated_info = 0;
     let mut majority_ok = 0;
+    let mut final_reads = 0;
     for (invoke, done) in &pairs {
         let done = done.unwrap_or_else(|| panic!("{invoke:?} never completed"));
         assert_eq!(invoke.r#type, OpType::Invoke);
-        assert_eq!((invoke.f.as_str(), &invoke.key), ("write", &done.key));
+        assert_eq!(invoke.key, done.key);
+        if invoke.f == "read" {
+            // The workload's final reads: linearizable, after the final mark.
+            assert!(invoke.time >= at("final"), "{invoke:?}");
+            assert_eq!(
+                invoke.consistency,
+                Some(rift_history::Consistency::Linearizable)
+            );
+            final_reads += 1;
+            continue;
+        }
+        assert_eq!(invoke.f, "write");
         assert!(invoke.value.is_u64());
         let during = invoke.time > fault && done.time < heal;
         if during && invoke.node.as_deref() == Some(isolated) {
@@ -203,6 +215,7 @@ fn assert_history(r: &Report, isolated: &str) {
         majority_ok > 0,
         "the majority acknowledges writes during the fault"
     );
+    assert!(final_reads > 0, "the written keys are read back");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -242,12 +255,26 @@ async fn two_vs_two_accepts_no_writes_and_recovers() {
         + r#"
 [[checker]]
 kind = "majority-leader"          # wrong on purpose: no side has a quorum
+
+[[checker]]
+kind = "no-lost-writes"           # nothing is acknowledged during the fault: UNKNOWN
 "#;
     let r = run_text("two-vs-two", &text, Duration::from_secs(4)).await;
     let s = statuses(&r);
     assert_eq!(s["no-quorum"], Status::Pass, "{}", r.table());
-    assert_eq!(s["no-lost-writes"], Status::Pass, "{}", r.table());
     assert_eq!(s["majority-leader"], Status::Fail, "{}", r.table());
+    let lost = r
+        .verdicts
+        .iter()
+        .find(|v| v.checker == "no-lost-writes")
+        .unwrap();
+    assert_eq!(lost.status, Status::Unknown, "{}", r.table());
+    assert!(
+        lost.summary
+            .starts_with("no write was acknowledged while the fault was in place"),
+        "{}",
+        r.table()
+    );
     let w = r.workload.as_ref().unwrap();
     assert_eq!(
         w.acknowledged_by_phase.get("fault").copied().unwrap_or(0),

@@ -27,7 +27,8 @@ rift scenario run FILE --attach http://127.0.0.1:7070\n  \
 rift scenario run FILE --attach http://127.0.0.1:7070 --endpoint etcd1=http://etcd1.lan:2379 ...\n\
 With --attach, members' real client addresses come from the proxy's topology (the\n\
 upstream of each node's `client` endpoint); --endpoint overrides them.\n\
-Exit status: 0 when every checker passes, 1 when one fails or the run cannot complete."
+Exit status: 0 when every checker passes, 1 when one fails, 3 when none fails but one\n\
+is UNKNOWN (the evidence it needs is missing), 2 on a usage or setup error."
     )]
     Run(RunArgs),
     /// Run scenarios on several releases of their system (a fresh lab each) and print
@@ -130,7 +131,15 @@ async fn attach_endpoints(
 
 pub async fn run(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
     match args.command {
-        ScenarioCommand::Run(r) => run_cmd(r).await,
+        ScenarioCommand::Run(r) => match run_cmd(r).await {
+            Ok(code) => Ok(code),
+            // A run that could not complete (bad file, lab that would not start, a
+            // proxy that refused the fault) has no verdict: 2, like a usage error.
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                Ok(ExitCode::from(2))
+            }
+        },
         ScenarioCommand::Matrix(m) => super::matrix::run(m).await,
         ScenarioCommand::Check { files } => {
             let mut failed = 0;
@@ -226,10 +235,17 @@ fn finish(report: &Report, out: &Path) -> anyhow::Result<ExitCode> {
     for f in files {
         println!("  {}", f.display());
     }
-    Ok(match report.status {
+    Ok(exit_code(report.status))
+}
+
+/// 0 when every checker passed, 1 when one failed, 3 when none failed but one lacked
+/// the evidence it needed (UNKNOWN). A usage or setup error is 2.
+fn exit_code(status: Status) -> ExitCode {
+    match status {
         Status::Pass => ExitCode::SUCCESS,
         Status::Fail => ExitCode::FAILURE,
-    })
+        Status::Unknown => ExitCode::from(3),
+    }
 }
 
 fn check_profile(s: &Scenario) -> anyhow::Result<()> {

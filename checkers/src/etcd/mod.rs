@@ -2,6 +2,7 @@
 //! and etcd as a scenario [`Cluster`](crate::scenario::Cluster).
 
 pub mod checks;
+pub mod final_reads;
 pub mod observer;
 pub mod system;
 pub mod workload;

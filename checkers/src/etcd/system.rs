@@ -14,6 +14,7 @@ use super::checks::{
 use super::observer::EtcdObserver;
 use super::workload::{PutWorkload, PutWorkloadConfig, SharedHistory};
 use crate::lab::etcd::{EtcdLab, EtcdLabConfig};
+use crate::scenario::check::CheckerImpl;
 use crate::scenario::nemesis::Nemesis;
 use crate::scenario::spec::{CheckerSpec, ClusterSpec, WorkloadSpec};
 use crate::scenario::system::{AttachOptions, StartOptions};
@@ -65,6 +66,9 @@ pub struct EtcdCluster {
     info: serde_json::Value,
     /// The workload's history, once `workload()` was called (no-lost-writes needs it).
     history: std::sync::Mutex<Option<SharedHistory>>,
+    /// The election timeout the cluster runs with (attached: as the scenario states
+    /// it): the scale of step-down limits.
+    election: Duration,
 }
 
 impl EtcdCluster {
@@ -95,6 +99,7 @@ impl EtcdCluster {
             lab: Some(lab),
             info,
             history: Default::default(),
+            election: s.election,
         })
     }
 
@@ -140,6 +145,7 @@ impl EtcdCluster {
                 "members": options.endpoints,
             }),
             history: Default::default(),
+            election: s.election,
         })
     }
 
@@ -211,32 +217,34 @@ impl Cluster for EtcdCluster {
         })
     }
 
-    fn checker(
-        &self,
-        spec: &CheckerSpec,
-        _origin: &str,
-    ) -> Result<Box<dyn Checker>, ScenarioError> {
+    fn checker(&self, spec: &CheckerSpec, _origin: &str) -> Result<CheckerImpl, ScenarioError> {
         let o = self.observer.clone();
+        let live = |c: Box<dyn Checker>| CheckerImpl::Live(c);
         Ok(match spec.kind.as_str() {
-            "leader-step-down" => Box::new(StepDown::new(o, spec.parse()?)),
-            "quorum-availability" => Box::new(QuorumAvailability::new(o, spec.parse()?)),
-            "no-quorum" => Box::new(NoQuorum::new(o, spec.parse()?)),
-            "leader-stability" => Box::new(LeaderStability::new(o, spec.parse()?)),
-            "majority-leader" => Box::new(MajorityLeader::new(o, spec.parse()?)),
+            "leader-step-down" => {
+                CheckerImpl::History(Box::new(StepDown::new(spec.parse()?, self.election)))
+            }
+            "quorum-availability" => live(Box::new(QuorumAvailability::new(o, spec.parse()?))),
+            "no-quorum" => live(Box::new(NoQuorum::new(o, spec.parse()?))),
+            "leader-stability" => live(Box::new(LeaderStability::new(o, spec.parse()?))),
+            "majority-leader" => live(Box::new(MajorityLeader::new(o, spec.parse()?))),
             "no-lost-writes" => {
                 let _: NoSettings = spec.parse()?;
-                let history = self
+                let has_workload = self
                     .history
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .clone();
-                let history = history.ok_or_else(|| ScenarioError::Field {
-                    origin: spec.origin.clone(),
-                    field: "kind".into(),
-                    value: spec.kind.clone(),
-                    reason: "needs a [workload] (kind = \"puts\") whose writes it checks".into(),
-                })?;
-                Box::new(NoLostWrites::new(o, history))
+                    .is_some();
+                if !has_workload {
+                    return Err(ScenarioError::Field {
+                        origin: spec.origin.clone(),
+                        field: "kind".into(),
+                        value: spec.kind.clone(),
+                        reason: "needs a [workload] (kind = \"puts\") whose writes it checks"
+                            .into(),
+                    });
+                }
+                CheckerImpl::History(Box::new(NoLostWrites))
             }
             other => {
                 return Err(ScenarioError::Field {

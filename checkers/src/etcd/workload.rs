@@ -99,6 +99,8 @@ impl History {
 pub type SharedHistory = Arc<Mutex<History>>;
 
 pub struct PutWorkload {
+    observer: EtcdObserver,
+    recorder: Recorder,
     history: SharedHistory,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -199,6 +201,8 @@ impl PutWorkload {
                 })
                 .collect();
         Self {
+            observer,
+            recorder: recorder.clone(),
             history,
             stop,
             tasks,
@@ -245,12 +249,23 @@ impl Workload for PutWorkload {
         h.phases.push((phase.to_string(), at_ms));
     }
 
+    /// Stops the writers, then reads back every key written (acknowledged or
+    /// indeterminate) and records those reads: the evidence no-lost-writes judges.
     fn stop(&mut self) -> BoxFuture<'_, WorkloadSummary> {
         Box::pin(async move {
             let _ = self.stop.send(true);
             for t in self.tasks.drain(..) {
                 let _ = t.await;
             }
+            let keys: Vec<String> = {
+                let h = self.history.lock().unwrap_or_else(|p| p.into_inner());
+                h.puts
+                    .iter()
+                    .filter(|p| p.outcome != Outcome::Failed)
+                    .map(|p| p.key.clone())
+                    .collect()
+            };
+            super::final_reads::read_back(&self.observer, &self.recorder, keys).await;
             let mut h = self.history.lock().unwrap_or_else(|p| p.into_inner());
             attribute_phases(&mut h);
             summarize(&h)

@@ -25,10 +25,11 @@ use super::checks::{
 };
 use super::{BrokerInfo, ClusterInfo, client};
 use crate::lab::kafka::{CONTROLLER_ENDPOINT, KafkaLab, KafkaLabOptions};
+use crate::scenario::check::CheckerImpl;
 use crate::scenario::nemesis::Nemesis;
 use crate::scenario::spec::{CheckerSpec, ClusterSpec, WorkloadSpec};
 use crate::scenario::system::{AttachOptions, StartOptions};
-use crate::scenario::{BoxFuture, Checker, Cluster, ScenarioError, Workload};
+use crate::scenario::{BoxFuture, Cluster, ScenarioError, Workload};
 
 /// `[cluster]` keys for `system = "kafka"` besides `nodes`.
 #[derive(Debug, Clone, Deserialize)]
@@ -310,13 +311,9 @@ impl Cluster for KafkaCluster {
         })
     }
 
-    fn checker(
-        &self,
-        spec: &CheckerSpec,
-        _origin: &str,
-    ) -> Result<Box<dyn Checker>, ScenarioError> {
+    fn checker(&self, spec: &CheckerSpec, _origin: &str) -> Result<CheckerImpl, ScenarioError> {
         let i = self.info.clone();
-        Ok(match spec.kind.as_str() {
+        Ok(CheckerImpl::Live(match spec.kind.as_str() {
             "isr-shrink" => Box::new(IsrShrinkChecker::new(i, spec.parse()?)),
             "acks-all-rejection" => Box::new(AcksRejectionChecker::new(i, spec.parse()?)),
             "leader-isolation-acks" => Box::new(LeaderIsolationChecker::new(i, spec.parse()?)),
@@ -331,7 +328,7 @@ impl Cluster for KafkaCluster {
                     reason: format!("unknown kafka checker (known: {})", CHECKERS.join(", ")),
                 });
             }
-        })
+        }))
     }
 
     fn observe<'a>(&'a self, node: &'a str, recorder: &'a Recorder) -> BoxFuture<'a, ()> {

@@ -1,5 +1,6 @@
 //! JUnit XML: one test suite per scenario, one test case per checker; a FAIL verdict is
-//! a `<failure>` whose text is the evidence, so CI shows why.
+//! a `<failure>` whose text is the evidence, so CI shows why. An UNKNOWN verdict is an
+//! `<error type="UNKNOWN">`: not a pass, and not a property shown false either.
 
 use std::fmt::Write as _;
 
@@ -12,16 +13,21 @@ pub fn render(r: &Report) -> String {
         .iter()
         .filter(|v| v.status == Status::Fail)
         .count();
+    let errors = r
+        .verdicts
+        .iter()
+        .filter(|v| v.status == Status::Unknown)
+        .count();
     let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         x,
-        "<testsuites name=\"rift\" tests=\"{}\" failures=\"{failures}\" time=\"{:.3}\">",
+        "<testsuites name=\"rift\" tests=\"{}\" failures=\"{failures}\" errors=\"{errors}\" time=\"{:.3}\">",
         r.verdicts.len(),
         r.duration_ms as f64 / 1000.0
     );
     let _ = writeln!(
         x,
-        "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" timestamp=\"{}\" time=\"{:.3}\">",
+        "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"{errors}\" timestamp=\"{}\" time=\"{:.3}\">",
         xml_escape(&r.scenario),
         r.verdicts.len(),
         xml_escape(&r.started_at),
@@ -38,7 +44,7 @@ pub fn render(r: &Report) -> String {
         );
         let mut body = String::new();
         for t in &v.timings {
-            let _ = writeln!(body, "@{} ms {}", t.at_ms, t.label);
+            let _ = writeln!(body, "@{} {}", super::timing_text(t), t.label);
         }
         for e in &v.evidence {
             let _ = writeln!(body, "{e}");
@@ -47,6 +53,13 @@ pub fn render(r: &Report) -> String {
             let _ = writeln!(
                 x,
                 "      <failure message=\"{}\" type=\"verdict\">{}</failure>",
+                xml_escape(&v.summary),
+                xml_escape(&body)
+            );
+        } else if v.status == Status::Unknown {
+            let _ = writeln!(
+                x,
+                "      <error message=\"{}\" type=\"UNKNOWN\">{}</error>",
                 xml_escape(&v.summary),
                 xml_escape(&body)
             );
@@ -67,13 +80,17 @@ mod tests {
     #[test]
     fn failed_verdict_is_a_failure_element() {
         let x = render(&sample());
-        assert!(x.contains("tests=\"2\" failures=\"1\""), "{x}");
+        assert!(x.contains("tests=\"3\" failures=\"1\" errors=\"1\""), "{x}");
+        assert!(
+            x.contains("<error message=\"no poll answered\" type=\"UNKNOWN\">"),
+            "{x}"
+        );
         assert!(x.contains("name=\"no-lost-writes\""));
         assert!(
             x.contains("<failure message=\"1 of 10 acknowledged writes lost &lt;&amp;&gt;\""),
             "{x}"
         );
-        assert_eq!(x.matches("<testcase ").count(), 2);
+        assert_eq!(x.matches("<testcase ").count(), 3);
         assert_eq!(x.matches("<failure ").count(), 1);
     }
 }

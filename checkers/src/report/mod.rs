@@ -75,12 +75,12 @@ impl Report {
             );
         }
         let fault_at = self.phase_at("fault").unwrap_or(0);
-        let _ = writeln!(out, "{:<width$}  {:<6}  summary", "checker", "status");
+        let _ = writeln!(out, "{:<width$}  {:<7}  summary", "checker", "status");
         let _ = writeln!(out, "{}", "-".repeat(width + 60));
         for v in &self.verdicts {
             let _ = writeln!(
                 out,
-                "{:<width$}  {:<6}  {}",
+                "{:<width$}  {:<7}  {}",
                 v.checker,
                 status_word(v.status),
                 v.summary
@@ -89,7 +89,15 @@ impl Report {
             timings.sort_by_key(|t| t.at_ms);
             for t in &timings {
                 let rel = t.at_ms as i64 - fault_at as i64;
-                let _ = writeln!(out, "{:<width$}          @ {:+} ms  {}", "", rel, t.label);
+                let res = t
+                    .resolution_ms
+                    .map(|r| format!(" ± {r} ms"))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "{:<width$}          @ {:+} ms{res}  {}",
+                    "", rel, t.label
+                );
             }
             for e in &v.evidence {
                 let _ = writeln!(out, "{:<width$}          - {e}", "");
@@ -135,6 +143,16 @@ pub fn status_word(s: Status) -> &'static str {
     match s {
         Status::Pass => "PASS",
         Status::Fail => "FAIL",
+        Status::Unknown => "UNKNOWN",
+    }
+}
+
+/// A timing's instant as printed: `+650 ms ± 50 ms` relative to nothing, i.e. on the
+/// scenario clock, with its resolution when it has one.
+pub fn timing_text(t: &crate::scenario::Timing) -> String {
+    match t.resolution_ms {
+        Some(r) => format!("{} ms ± {r} ms", t.at_ms),
+        None => format!("{} ms", t.at_ms),
     }
 }
 
@@ -168,6 +186,9 @@ pub(crate) mod tests {
         pass.evidence("baseline leader etcd1 at applied term 2");
         let mut fail = Verdict::new("no-lost-writes");
         fail.fail("1 of 10 acknowledged writes lost <&>");
+        let mut unknown = Verdict::new("leader-step-down");
+        unknown.unknown("no poll answered");
+        unknown.timing_within("etcd2 elected", 2578, 28);
         Report {
             scenario: "s".into(),
             description: "d".into(),
@@ -200,7 +221,7 @@ pub(crate) mod tests {
                     at_ms: 9000,
                 },
             ],
-            verdicts: vec![pass, fail],
+            verdicts: vec![pass, fail, unknown],
             workload: None,
             history: rift_history::History::new(vec![rift_history::Entry::Phase(
                 rift_history::PhaseMark {
@@ -219,9 +240,15 @@ pub(crate) mod tests {
         assert!(t.contains("leader-step-down  PASS"), "{t}");
         assert!(t.contains("@ +600 ms  etcd1 stepped down"), "{t}");
         assert!(t.contains("no-lost-writes    FAIL"), "{t}");
+        assert!(
+            t.contains("leader-step-down  UNKNOWN  no poll answered"),
+            "{t}"
+        );
+        assert!(t.contains("@ +578 ms ± 28 ms  etcd2 elected"), "{t}");
         let _ = Timing {
             label: String::new(),
             at_ms: 0,
+            resolution_ms: None,
         };
     }
 

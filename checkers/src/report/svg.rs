@@ -65,10 +65,10 @@ pub fn render(r: &Report) -> String {
     }
     for (i, v) in r.verdicts.iter().enumerate() {
         let y = TOP + ROW * (i as f64 + 0.8);
-        let color = if v.status == Status::Pass {
-            "#188038"
-        } else {
-            "#d93025"
+        let color = match v.status {
+            Status::Pass => "#188038",
+            Status::Fail => "#d93025",
+            Status::Unknown => "#b06000",
         };
         let _ = writeln!(
             s,
@@ -87,10 +87,10 @@ pub fn render(r: &Report) -> String {
             let tx = x(t.at_ms);
             let _ = writeln!(
                 s,
-                "<circle cx=\"{tx:.1}\" cy=\"{:.1}\" r=\"4\" fill=\"{color}\"><title>{} @ {} ms</title></circle>",
+                "<circle cx=\"{tx:.1}\" cy=\"{:.1}\" r=\"4\" fill=\"{color}\"><title>{} @ {}</title></circle>",
                 y - 4.0,
                 xml_escape(&t.label),
-                t.at_ms
+                super::timing_text(t)
             );
             // Alternate label heights so neighbouring markers stay readable.
             let ly = if j % 2 == 0 { y - 10.0 } else { y + 10.0 };
@@ -118,7 +118,12 @@ mod tests {
         assert_eq!(s.matches("<rect ").count(), 5);
         assert!(s.contains("PASS leader-step-down"));
         assert!(s.contains("FAIL no-lost-writes"));
-        assert_eq!(s.matches("<circle ").count(), 1);
+        assert!(s.contains("UNKNOWN leader-step-down"));
+        assert!(
+            s.contains("<title>etcd2 elected @ 2578 ms ± 28 ms</title>"),
+            "{s}"
+        );
+        assert_eq!(s.matches("<circle ").count(), 2);
         assert!(s.trim_end().ends_with("</svg>"));
     }
 }

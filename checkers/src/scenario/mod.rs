@@ -18,6 +18,7 @@
 //! `deny_unknown_fields` by the checker). Nothing else in the runner, the reports or the
 //! scenario format is system-specific.
 
+pub mod check;
 pub mod nemesis;
 pub mod poller;
 pub mod progress;
@@ -25,6 +26,7 @@ pub mod runner;
 pub mod sides;
 pub mod spec;
 pub mod system;
+pub mod window;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -127,11 +129,28 @@ impl ScenarioContext {
     }
 }
 
+/// A verdict. UNKNOWN when the evidence the property needs is missing (the fault
+/// never took effect, nothing was acknowledged during it, a poll never succeeded):
+/// never PASS for want of evidence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Status {
     Pass,
     Fail,
+    Unknown,
+}
+
+impl Status {
+    /// The status of several verdicts together: any FAIL, else any UNKNOWN, else PASS.
+    pub fn combine(statuses: impl IntoIterator<Item = Status>) -> Status {
+        statuses
+            .into_iter()
+            .fold(Status::Pass, |a, b| match (a, b) {
+                (Status::Fail, _) | (_, Status::Fail) => Status::Fail,
+                (Status::Unknown, _) | (_, Status::Unknown) => Status::Unknown,
+                _ => Status::Pass,
+            })
+    }
 }
 
 /// A named instant on the scenario clock ("stepped down", "new leader elected").
@@ -139,6 +158,9 @@ pub enum Status {
 pub struct Timing {
     pub label: String,
     pub at_ms: u64,
+    /// The instant lies within `at_ms` ± this (from the polls that bracket it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolution_ms: Option<u64>,
 }
 
 /// A checker's conclusion.
@@ -172,17 +194,39 @@ impl Verdict {
         self.timings.push(Timing {
             label: label.into(),
             at_ms,
+            resolution_ms: None,
         });
     }
 
-    /// Records a failed expectation; the first one becomes the summary.
+    /// A timing known to lie within `at_ms` ± `resolution_ms`.
+    pub fn timing_within(&mut self, label: impl Into<String>, at_ms: u64, resolution_ms: u64) {
+        self.timings.push(Timing {
+            label: label.into(),
+            at_ms,
+            resolution_ms: Some(resolution_ms),
+        });
+    }
+
+    /// Records a failed expectation; the first one becomes the summary (replacing an
+    /// UNKNOWN's: a failure outranks missing evidence).
     pub fn fail(&mut self, why: impl Into<String>) {
         let why = why.into();
-        if self.status == Status::Pass {
+        if self.status != Status::Fail {
             self.summary = why.clone();
         }
         self.status = Status::Fail;
         self.evidence.push(format!("FAIL: {why}"));
+    }
+
+    /// Records evidence that is missing; a passing verdict becomes UNKNOWN with this
+    /// as its summary, a failing one stays FAIL.
+    pub fn unknown(&mut self, why: impl Into<String>) {
+        let why = why.into();
+        if self.status == Status::Pass {
+            self.summary = why.clone();
+            self.status = Status::Unknown;
+        }
+        self.evidence.push(format!("UNKNOWN: {why}"));
     }
 
     /// Takes over the evidence, timings and outcome of a verdict built elsewhere (a
@@ -190,14 +234,11 @@ impl Verdict {
     pub fn merge(&mut self, other: Verdict) {
         self.evidence.extend(other.evidence);
         self.timings.extend(other.timings);
-        if other.status == Status::Fail {
-            if self.status == Status::Pass {
-                self.summary = other.summary;
-            }
-            self.status = Status::Fail;
-        } else if self.status == Status::Pass {
+        let combined = Status::combine([self.status, other.status]);
+        if combined != self.status || self.status == Status::Pass {
             self.summary = other.summary;
         }
+        self.status = combined;
     }
 
     /// Like [`Verdict::merge`] but keeps this verdict's summary when both pass (for
@@ -268,7 +309,7 @@ pub trait Cluster: Send + Sync {
         &self,
         spec: &spec::CheckerSpec,
         origin: &str,
-    ) -> Result<Box<dyn Checker>, ScenarioError>;
+    ) -> Result<check::CheckerImpl, ScenarioError>;
     /// The workload records every operation into `recorder` (invoke, then ok, fail
     /// or info), stamped on its clock.
     fn workload(

@@ -15,6 +15,7 @@ use rift_proxy::control::ActiveFault;
 use rift_proxy::fault::FaultRequest;
 use tokio::sync::watch;
 
+use super::check::{CheckerImpl, HistoryCheck, run_history_checks};
 use super::nemesis::resolve_rules;
 use super::progress::Progress;
 use super::sides::quorum_sides;
@@ -45,10 +46,24 @@ pub async fn run(
         result
     };
     let (result, ()) = tokio::join!(timeline, super::poller::run(cluster, &recorder, stopped));
-    let mut report = result?;
-    report.history = recorder.snapshot();
+    let (mut report, checks) = result?;
+    let history = std::sync::Arc::new(recorder.snapshot());
+    // Checks that judge the history run last, off the async runtime; their verdicts
+    // take their place in the scenario's checker order.
+    let (positions, checks): (Vec<usize>, Vec<_>) = checks.into_iter().unzip();
+    let judged = run_history_checks(checks, history.clone()).await;
+    for (at, verdict) in positions.into_iter().zip(judged) {
+        report
+            .verdicts
+            .insert(at.min(report.verdicts.len()), verdict);
+    }
+    report.status = Status::combine(report.verdicts.iter().map(|v| v.status));
+    report.history = std::sync::Arc::try_unwrap(history).unwrap_or_else(|h| (*h).clone());
     Ok(report)
 }
+
+/// History checks with their position among the scenario's checkers.
+type Pending = Vec<(usize, Box<dyn HistoryCheck>)>;
 
 /// Phase marks, in the report (milliseconds) and in the history (nanoseconds), taken
 /// from the same instant.
@@ -79,7 +94,7 @@ async fn timeline(
     cluster: &dyn Cluster,
     options: &RunOptions,
     recorder: &Recorder,
-) -> Result<Report, ScenarioError> {
+) -> Result<(Report, Pending), ScenarioError> {
     let started = recorder.started();
     let started_at = crate::lab::now_rfc3339();
     let progress = Progress::new(started, options.quiet);
@@ -100,8 +115,12 @@ async fn timeline(
         None => None,
     };
     let mut checkers: Vec<Box<dyn Checker>> = Vec::new();
-    for spec in &scenario.checkers {
-        checkers.push(cluster.checker(spec, &scenario.origin)?);
+    let mut pending: Pending = Vec::new();
+    for (at, spec) in scenario.checkers.iter().enumerate() {
+        match cluster.checker(spec, &scenario.origin)? {
+            CheckerImpl::Live(c) => checkers.push(c),
+            CheckerImpl::History(c) => pending.push((at, c)),
+        }
     }
     let mut ctx = ScenarioContext {
         started,
@@ -164,22 +183,19 @@ async fn timeline(
     progress
         .wait("settle", scenario.timeline.settle, cluster)
         .await;
+    // Marked before the workload stops: its final reads belong to the final phase.
+    marks.mark("final");
     let summary = match workload.as_mut() {
         Some(w) => Some(w.stop().await),
         None => None,
     };
-    marks.mark("final");
     progress.line("final checks");
     phase(&mut checkers, Phase::Final, &ctx).await;
     marks.mark("end");
 
     let verdicts: Vec<_> = checkers.iter_mut().map(|c| c.verdict()).collect();
-    let status = if verdicts.iter().all(|v| v.status == Status::Pass) {
-        Status::Pass
-    } else {
-        Status::Fail
-    };
-    Ok(Report {
+    let status = Status::combine(verdicts.iter().map(|v| v.status));
+    let report = Report {
         scenario: scenario.name.clone(),
         description: scenario.description.clone(),
         file: scenario.origin.clone(),
@@ -193,7 +209,8 @@ async fn timeline(
         verdicts,
         workload: summary,
         history: Default::default(),
-    })
+    };
+    Ok((report, pending))
 }
 
 /// Applies `fault` and records the nemesis `start` with the fault as the proxy

@@ -1,5 +1,8 @@
-//! etcd checkers. Each judges one property of the real cluster across the scenario's
-//! phases and returns a [`Verdict`](crate::scenario::Verdict) with evidence and timings:
+//! etcd checkers. Each judges one property of the real cluster and returns a
+//! [`Verdict`](crate::scenario::Verdict) with evidence and timings. [`step_down`] and
+//! [`lost_writes`] are pure functions of the recorded history
+//! ([`HistoryCheck`](crate::scenario::check::HistoryCheck)); the others still drive the
+//! cluster at each phase.
 //!
 //! - [`step_down`]: the isolated leader steps down; the majority elects a new leader at
 //!   a higher term.
@@ -12,8 +15,8 @@
 //!   after heal, against stated bounds (partial partitions, pre-vote).
 //! - [`majority_leader`]: a majority side keeps (or elects) a leader during the fault,
 //!   and all members follow one leader after heal.
-//! - [`lost_writes`]: every Put the workload saw acknowledged is present with its value
-//!   after heal.
+//! - [`lost_writes`]: every Put the workload saw acknowledged is read back with its
+//!   value after heal; indeterminate Puts are resolved.
 
 pub mod lost_writes;
 pub mod majority_leader;
