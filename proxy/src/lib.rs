@@ -22,6 +22,7 @@ pub mod cluster;
 pub mod control;
 pub mod events;
 pub mod fault;
+pub mod harness;
 pub mod identity;
 pub mod matrix;
 pub mod metrics;
