@@ -222,6 +222,7 @@ mod tests {
                 resumed_after_heal: 10_000,
                 capped_by: None,
             }),
+            toxic: vec![],
             kafka_produce: Outcome::Skipped {
                 reason: "test".into(),
             },

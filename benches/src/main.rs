@@ -16,6 +16,7 @@ mod riftapi;
 mod run;
 mod sys;
 mod targets;
+mod toxibench;
 
 use std::path::PathBuf;
 

@@ -22,6 +22,8 @@ pub struct Report {
     pub throughput: Vec<ThroughputRow>,
     pub idle: Vec<IdleRow>,
     pub partition: Outcome<PartitionTiming>,
+    /// A toxic applied through the Toxiproxy API (rift toxiproxy mode and Toxiproxy).
+    pub toxic: Vec<crate::toxibench::ToxicRow>,
     pub kafka_produce: Outcome<KafkaProduce>,
     pub goals: Vec<Goal>,
 }
@@ -197,6 +199,7 @@ impl Report {
             )),
             _ => {}
         }
+        out.extend(crate::toxibench::failures(self));
         out
     }
 
@@ -255,6 +258,7 @@ impl Report {
                 let _ = writeln!(md, "{}", outcome_text(other));
             }
         }
+        crate::toxibench::markdown(self, &mut md);
         md.push_str("\n## Kafka produce latency (acks=all, 3 brokers, min.insync.replicas 2)\n\n");
         match &self.kafka_produce {
             Outcome::Ok(k) => {

@@ -262,6 +262,10 @@ pub fn run(
         total: proxies
             + plan.rounds as usize * 5 * n
             + usize::from(has_rift)
+            + running
+                .iter()
+                .filter(|r| matches!(r.target.kind, Kind::RiftToxiproxy | Kind::Toxiproxy))
+                .count()
             + usize::from(plan.kafka_records > 0),
         started: Instant::now(),
     };
@@ -397,6 +401,36 @@ pub fn run(
         },
     };
 
+    let mut toxic = Vec::new();
+    for r in running
+        .iter()
+        .filter(|r| matches!(r.target.kind, Kind::RiftToxiproxy | Kind::Toxiproxy))
+    {
+        progress.tick(&format!(
+            "toxic applied to {} live connections: {}",
+            plan.partition_conns, r.target.kind
+        ));
+        let api = crate::toxibench::ToxicApi::new(r.target.api_url.clone().unwrap_or_default());
+        let result = match rt.block_on(many::partition_apply(
+            r.target.addr,
+            plan.partition_conns,
+            plan.partition_period,
+            &api,
+        )) {
+            Ok(t) => Outcome::Ok(many::PartitionTiming {
+                capped_by: capped_by.clone(),
+                ..t
+            }),
+            Err(e) => Outcome::Failed {
+                error: format!("{e:#}"),
+            },
+        };
+        toxic.push(crate::toxibench::ToxicRow {
+            target: r.target.kind.name().into(),
+            result,
+        });
+    }
+
     let kafka_produce = if plan.kafka_records == 0 {
         Outcome::Skipped {
             reason: "not requested (--kafka; needs Java and the Kafka jars from scripts/setup.sh)"
@@ -441,10 +475,12 @@ pub fn run(
         throughput: bulk,
         idle,
         partition,
+        toxic,
         kafka_produce,
         goals: vec![],
     };
     report.goals = goals::evaluate(&report);
+    report.goals.extend(crate::toxibench::goals(&report));
     drop(running);
     if out.is_none() && report.failures().is_empty() {
         // Without --out the proxies' configs and logs only matter when something failed.

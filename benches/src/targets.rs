@@ -25,15 +25,18 @@ pub enum Kind {
     Haproxy,
     Socat,
     Toxiproxy,
+    /// rift serving the Toxiproxy API (`rift toxiproxy`), with a proxy and no toxic.
+    RiftToxiproxy,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 6] = [
         Kind::Direct,
         Kind::Rift,
         Kind::Haproxy,
         Kind::Socat,
         Kind::Toxiproxy,
+        Kind::RiftToxiproxy,
     ];
 
     pub fn name(self) -> &'static str {
@@ -43,6 +46,7 @@ impl Kind {
             Kind::Haproxy => "haproxy",
             Kind::Socat => "socat",
             Kind::Toxiproxy => "toxiproxy",
+            Kind::RiftToxiproxy => "rift-toxiproxy",
         }
     }
 }
@@ -72,7 +76,7 @@ pub struct Target {
     pub addr: SocketAddr,
     /// The proxy process, whose memory the idle workload measures.
     child: Option<Child>,
-    /// rift's control API, for the partition workload.
+    /// rift's control API (partition workload), or a Toxiproxy API (toxic workload).
     pub api_url: Option<String>,
     pub version: String,
 }
@@ -138,6 +142,7 @@ pub async fn start(
         Kind::Haproxy => start_haproxy(upstream, bins, workdir, fd_limit),
         Kind::Socat => start_socat(upstream, bins, workdir),
         Kind::Toxiproxy => start_toxiproxy(upstream, bins, workdir).await,
+        Kind::RiftToxiproxy => start_rift_toxiproxy(upstream, bins, workdir).await,
     }?;
     wait_for_listener(target.addr, Duration::from_secs(10))
         .with_context(|| format!("{kind} did not start listening on {}", target.addr))
@@ -357,16 +362,64 @@ async fn start_toxiproxy(
         kind: Kind::Toxiproxy,
         addr: listen,
         child: Some(child),
-        api_url: None,
+        api_url: Some(format!("http://{api}")),
         version: version_of(&program, "-version"),
     };
+    create_toxiproxy_proxy(target, api, upstream).await
+}
+
+/// `rift toxiproxy`, started with toxiproxy-server's own flags.
+async fn start_rift_toxiproxy(
+    upstream: SocketAddr,
+    bins: &Binaries,
+    workdir: &Path,
+) -> Result<Target, StartError> {
+    if !bins.rift.is_file() {
+        return Err(StartError::Missing(format!(
+            "{} not found: build it with `cargo build --release --bin rift`",
+            bins.rift.display()
+        )));
+    }
+    let listen = sys::free_addr().map_err(|e| StartError::Failed(e.into()))?;
+    let api = sys::free_addr().map_err(|e| StartError::Failed(e.into()))?;
+    let child = spawn(
+        Command::new(&bins.rift)
+            .arg("toxiproxy")
+            .arg("-host")
+            .arg(api.ip().to_string())
+            .arg("-port")
+            .arg(api.port().to_string())
+            .env("RUST_LOG", "warn"),
+        "rift-toxiproxy",
+        workdir,
+    )?;
+    let target = Target {
+        kind: Kind::RiftToxiproxy,
+        addr: listen,
+        child: Some(child),
+        api_url: Some(format!("http://{api}")),
+        version: format!(
+            "{} toxiproxy ({})",
+            version_of(&bins.rift, "--version"),
+            bins.rift.display()
+        ),
+    };
+    create_toxiproxy_proxy(target, api, upstream).await
+}
+
+/// Creates the pass-through proxy (no toxics) on a Toxiproxy API, rift's or Toxiproxy's.
+async fn create_toxiproxy_proxy(
+    target: Target,
+    api: SocketAddr,
+    upstream: SocketAddr,
+) -> Result<Target, StartError> {
+    let listen = target.addr;
     let base = format!("http://{api}");
     wait_http(&format!("{base}/version"), Duration::from_secs(10))
         .await
         .map_err(StartError::Failed)?;
-    // A proxy with no toxics: Toxiproxy's pass-through path.
     let body = serde_json::json!({
-        "name": "bench",
+        "name": crate::toxibench::PROXY,
         "listen": listen.to_string(),
         "upstream": upstream.to_string(),
         "enabled": true,
