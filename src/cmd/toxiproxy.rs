@@ -26,6 +26,15 @@ pub struct ToxiproxyArgs {
     /// JSON file of proxies to create at start, as for POST /populate (toxiproxy-server's -config).
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Also serve rift's own control API here (e.g. 127.0.0.1:7070): every proxy becomes a
+    /// rift node with endpoint `toxiproxy`, so `rift partition`, `rift isolate`, `rift
+    /// apply` and scenarios cut links across the proxies.
+    #[arg(long)]
+    rift_api: Option<std::net::SocketAddr>,
+    /// File holding the bearer token rift's API requires (else RIFT_TOKEN); needed when
+    /// --rift-api is not on loopback.
+    #[arg(long)]
+    token_file: Option<PathBuf>,
 }
 
 /// The single-dash long flags of toxiproxy-server that rift accepts.
@@ -63,7 +72,34 @@ pub fn toxiproxy_server_args(mut args: Vec<OsString>) -> Vec<OsString> {
 }
 
 pub async fn run(args: ToxiproxyArgs) -> anyhow::Result<ExitCode> {
-    let toxiproxy = Toxiproxy::new();
+    let mut rift_api = None;
+    let toxiproxy = match args.rift_api {
+        Some(address) => {
+            let token = rift_proxy::auth::load_token(args.token_file.as_deref())?;
+            rift_proxy::auth::check_listen(address, token.as_deref())?;
+            let listener = tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen on {address} for rift's control API"))?;
+            let bridge = rift_proxy::toxiproxy::rift::Bridge::new(token);
+            rift_api = Some((listener, bridge.router()));
+            Toxiproxy::with_rift(bridge)
+        }
+        None => Toxiproxy::new(),
+    };
+    if let Some((listener, router)) = rift_api {
+        let bound = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        eprintln!(
+            "rift control API on http://{bound}: every proxy is a node (endpoint `toxiproxy`)"
+        );
+        tokio::spawn(async move {
+            if let Err(error) = axum::serve(listener, router).await {
+                tracing::error!(%error, "rift control API stopped");
+            }
+        });
+    }
     if let Some(config) = &args.config {
         let count = toxiproxy
             .populate_file(config)

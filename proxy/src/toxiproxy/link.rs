@@ -8,8 +8,9 @@
 //! (latency, `bandwidth` rate 0) stay queued and are delivered when the toxic goes.
 //! Only `timeout` and `reset_peer` swallow data, as in Toxiproxy.
 //!
-//! With no toxic, the pump reads into one reused buffer and writes straight back out;
-//! only bytes the destination cannot take at once are copied into the queue.
+//! With no toxic, the pump reads into a stack buffer (a heap one once a read fills it)
+//! and writes straight back out; only bytes the destination cannot take at once are
+//! copied into the queue.
 
 use std::collections::VecDeque;
 use std::io;
@@ -23,9 +24,14 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::rift::{RiftView, RiftWatch};
 use super::toxics::{Kind, Slicer, Stream, Toxic};
+use crate::fault::Fault;
+use crate::matrix::MatrixWatch;
 
-const BUFFER: usize = 64 * 1024;
+/// The stack buffer of request/response traffic, and the heap buffer of bulk streams.
+const SMALL: usize = 16 * 1024;
+const BUFFER: usize = 256 * 1024;
 /// Bytes a pump may hold back (latency, stalled bandwidth) before it stops reading and
 /// lets TCP flow control push back on the sender.
 const MAX_QUEUED: usize = 4 * 1024 * 1024;
@@ -48,6 +54,90 @@ impl Chains {
 
 pub type ChainsWatch = watch::Receiver<Arc<Chains>>;
 
+/// A connection's place among rift's nodes: who dialed (a node name or `client`),
+/// the proxy's node name, and the control plane's matrix to obey.
+#[derive(Clone)]
+pub struct RiftLink {
+    views: RiftWatch,
+    view: Arc<RiftView>,
+    matrix: MatrixWatch,
+    src: String,
+    dst: String,
+}
+
+impl RiftLink {
+    pub fn new(mut views: RiftWatch, src: String, dst: String) -> RiftLink {
+        let view = views.borrow_and_update().clone();
+        let mut matrix = view.matrix.clone();
+        matrix.borrow_and_update();
+        RiftLink {
+            views,
+            view,
+            matrix,
+            src,
+            dst,
+        }
+    }
+
+    pub fn src(&self) -> &str {
+        &self.src
+    }
+
+    fn has_changed(&self) -> bool {
+        self.views.has_changed().unwrap_or(false) || self.matrix.has_changed().unwrap_or(false)
+    }
+
+    /// Takes the newest view and matrix.
+    fn refresh(&mut self) {
+        // `changed()` may already have marked a new view seen: compare, do not ask.
+        let latest = self.views.borrow_and_update().clone();
+        if !Arc::ptr_eq(&latest, &self.view) {
+            self.view = latest;
+            self.matrix = self.view.matrix.clone();
+        }
+        self.matrix.borrow_and_update();
+    }
+
+    /// Waits for a new matrix or a rebuilt control plane. A closed channel (a control
+    /// plane replaced by a rebuild) never wakes; the view channel does.
+    async fn changed(&mut self) {
+        // A closed channel disables its branch instead of ending the wait.
+        tokio::select! {
+            Ok(()) = self.views.changed() => {}
+            Ok(()) = self.matrix.changed() => {}
+            else => std::future::pending::<()>().await,
+        }
+    }
+
+    /// The rift fault on bytes flowing client -> proxy (`forward`) or back, if any.
+    fn fault(&self, forward: bool) -> Option<Fault> {
+        let ids = &self.view.ids;
+        let src = ids.index(&self.src)?;
+        let dst = ids.index(&self.dst)?;
+        let (from, to) = if forward { (src, dst) } else { (dst, src) };
+        let endpoint = ids.endpoint_index(super::rift::ENDPOINT)?;
+        self.matrix.borrow().fault(from, to, endpoint).cloned()
+    }
+
+    /// Whether a new connection may be dialed (`false`: reset it). Waits while the
+    /// link is cut: the closest an L4 proxy gets to a dropped SYN.
+    pub async fn admit(&mut self) -> bool {
+        loop {
+            self.refresh();
+            let (forward, reverse) = (self.fault(true), self.fault(false));
+            if matches!(forward, Some(Fault::Reset)) || matches!(reverse, Some(Fault::Reset)) {
+                return false;
+            }
+            let cut = forward.as_ref().is_some_and(Fault::is_cut)
+                || reverse.as_ref().is_some_and(Fault::is_cut);
+            if !cut {
+                return true;
+            }
+            self.changed().await;
+        }
+    }
+}
+
 /// How a connection ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum End {
@@ -55,15 +145,28 @@ pub enum End {
     Finished,
     /// A toxic (`limit_data`, `timeout`) or an I/O error closed the connection.
     Close(&'static str),
-    /// `reset_peer`: both sockets are reset (RST).
+    /// `reset_peer`, a rift `reset` fault, or a heal after a rift `blackhole` left a
+    /// hole in the stream: both sockets are reset (RST).
     Reset,
 }
 
 /// Relays between `client` and `upstream` under the proxy's toxics until the
 /// connection ends. The caller closes or resets the sockets accordingly.
-pub async fn relay(client: &TcpStream, upstream: &TcpStream, chains: ChainsWatch) -> End {
-    let up = Pump::new(client, upstream, Stream::Upstream, chains.clone()).run();
-    let down = Pump::new(upstream, client, Stream::Downstream, chains).run();
+pub async fn relay(
+    client: &TcpStream,
+    upstream: &TcpStream,
+    chains: ChainsWatch,
+    rift: Option<RiftLink>,
+) -> End {
+    let up = Pump::new(
+        client,
+        upstream,
+        Stream::Upstream,
+        chains.clone(),
+        rift.clone(),
+    )
+    .run();
+    let down = Pump::new(upstream, client, Stream::Downstream, chains, rift).run();
     tokio::pin!(up, down);
     let (mut up_done, mut down_done) = (false, false);
     while !(up_done && down_done) {
@@ -98,6 +201,10 @@ struct Effect {
     timeout_ms: Option<u64>,
     /// Timeout in ms of an active `reset_peer` toxic.
     reset_ms: Option<u64>,
+    /// rift `hold`: neither read nor write until heal; nothing is lost.
+    hold: bool,
+    /// rift `blackhole`: read and discard; the connection is reset on heal.
+    blackhole: bool,
 }
 
 impl Effect {
@@ -108,6 +215,8 @@ impl Effect {
             && self.limits.is_empty()
             && self.timeout_ms.is_none()
             && self.reset_ms.is_none()
+            && !self.hold
+            && !self.blackhole
     }
 
     fn delay(&self) -> Duration {
@@ -143,6 +252,9 @@ struct Pump<'a> {
     stream: Stream,
     watch: ChainsWatch,
     chains: Arc<Chains>,
+    rift: Option<RiftLink>,
+    /// A rift `blackhole` discarded bytes of this stream: reset on heal.
+    gap: bool,
     effect: Effect,
     rolls: Vec<Roll>,
     /// Bytes counted against each `limit_data` toxic (by toxic id).
@@ -163,11 +275,18 @@ struct Pump<'a> {
     refresh: bool,
 }
 
-/// Waits for the next chain version. If the proxy is gone its owner aborts this
-/// connection, so wait forever.
-async fn changed(watch: &mut ChainsWatch) {
-    if watch.changed().await.is_err() {
-        std::future::pending::<()>().await;
+/// Waits for the next chain version or rift matrix. If the proxy is gone its owner
+/// aborts this connection, so wait forever.
+async fn changed(watch: &mut ChainsWatch, rift: &mut Option<RiftLink>) {
+    let rift_changed = async {
+        match rift {
+            Some(link) => link.changed().await,
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        Ok(()) = watch.changed() => {}
+        _ = rift_changed => {}
     }
 }
 
@@ -179,7 +298,16 @@ async fn wait_until(deadline: Option<Instant>) {
 }
 
 impl<'a> Pump<'a> {
-    fn new(from: &'a TcpStream, to: &'a TcpStream, stream: Stream, mut watch: ChainsWatch) -> Self {
+    fn new(
+        from: &'a TcpStream,
+        to: &'a TcpStream,
+        stream: Stream,
+        mut watch: ChainsWatch,
+        mut rift: Option<RiftLink>,
+    ) -> Self {
+        if let Some(link) = rift.as_mut() {
+            link.refresh();
+        }
         let chains = watch.borrow_and_update().clone();
         let now = Instant::now();
         let mut pump = Pump {
@@ -188,6 +316,8 @@ impl<'a> Pump<'a> {
             stream,
             watch,
             chains: Arc::new(Chains::default()),
+            rift,
+            gap: false,
             effect: Effect::default(),
             rolls: Vec::new(),
             counted: Vec::new(),
@@ -256,6 +386,31 @@ impl<'a> Pump<'a> {
                 Kind::Noop(_) => {}
             }
         }
+        if let Some(link) = &self.rift {
+            match link.fault(self.stream == Stream::Upstream) {
+                None => {}
+                Some(Fault::Hold) => effect.hold = true,
+                Some(Fault::Reset) => return Some(End::Reset),
+                Some(Fault::Blackhole) => effect.blackhole = true,
+                Some(Fault::Degrade(d)) => {
+                    if d.latency_ms > 0 || d.jitter_ms > 0 {
+                        effect.latency.push((d.latency_ms, d.jitter_ms));
+                    }
+                    if d.bandwidth_bytes_per_sec > 0 {
+                        let rate = d.bandwidth_bytes_per_sec;
+                        effect.rate = Some(effect.rate.map_or(rate, |r| r.min(rate)));
+                    }
+                    effect.slow_close_ms += d.slow_close_ms;
+                    if d.limit_data_bytes > 0 {
+                        // Id 0 belongs to no toxic: rift's own data limit.
+                        effect.limits.push((0, d.limit_data_bytes));
+                    }
+                }
+            }
+        }
+        if self.gap && !effect.blackhole {
+            return Some(End::Reset);
+        }
         self.rolls = rolls;
         self.counted
             .retain(|(id, _)| effect.limits.iter().any(|(l, _)| l == id));
@@ -286,7 +441,11 @@ impl<'a> Pump<'a> {
 
     async fn run(mut self) -> End {
         loop {
-            if self.refresh || self.watch.has_changed().unwrap_or(false) {
+            let rift_changed = self.rift.as_mut().is_some_and(|l| l.has_changed());
+            if self.refresh || rift_changed || self.watch.has_changed().unwrap_or(false) {
+                if let Some(link) = self.rift.as_mut() {
+                    link.refresh();
+                }
                 self.refresh = false;
                 let chains = self.watch.borrow_and_update().clone();
                 if let Some(end) = self.install(chains) {
@@ -325,6 +484,12 @@ impl<'a> Pump<'a> {
         {
             return Ok(Some(End::Close("timeout toxic")));
         }
+        if self.effect.hold {
+            // Keep whatever was read; the sender's kernel buffers fill up behind us.
+            changed(&mut self.watch, &mut self.rift).await;
+            self.refresh = true;
+            return Ok(None);
+        }
         let due = self.front_due();
         if let Some(due) = due
             && due <= now
@@ -344,7 +509,7 @@ impl<'a> Pump<'a> {
                     };
                 }
                 tokio::select! {
-                    _ = changed(&mut self.watch) => self.refresh = true,
+                    _ = changed(&mut self.watch, &mut self.rift) => self.refresh = true,
                     _ = tokio::time::sleep_until(close_at) => {}
                 }
                 return Ok(None);
@@ -363,7 +528,7 @@ impl<'a> Pump<'a> {
             .min();
         tokio::select! {
             biased;
-            _ = changed(&mut self.watch) => self.refresh = true,
+            _ = changed(&mut self.watch, &mut self.rift) => self.refresh = true,
             _ = wait_until(deadline) => {}
             ready = self.from.readable(), if can_read => {
                 ready?;
@@ -377,16 +542,22 @@ impl<'a> Pump<'a> {
     async fn pass(&mut self) -> io::Result<Option<End>> {
         tokio::select! {
             biased;
-            _ = changed(&mut self.watch) => {
+            _ = changed(&mut self.watch, &mut self.rift) => {
                 self.refresh = true;
                 return Ok(None);
             }
             ready = self.from.readable() => ready?,
         }
-        if self.buf.is_empty() {
-            self.buf.resize(BUFFER, 0);
-        }
-        let n = match self.from.try_read(&mut self.buf) {
+        // Request/response traffic reads into the stack, so an idle or chatty
+        // connection owns no heap buffer; a read that fills it marks a bulk stream,
+        // which gets a large buffer from then on.
+        let mut stack = [0u8; SMALL];
+        let buf: &mut [u8] = if self.buf.is_empty() {
+            &mut stack
+        } else {
+            &mut self.buf
+        };
+        let n = match self.from.try_read(buf) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
             Err(e) => return Err(e),
@@ -395,13 +566,24 @@ impl<'a> Pump<'a> {
             self.eof_at = Some(Instant::now());
             return Ok(None);
         }
-        let written = match self.to.try_write(&self.buf[..n]) {
-            Ok(m) => m,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
-            Err(e) => return Err(e),
+        // A toxic or fault published since this step began must be seen before any
+        // byte moves: queue the chunk and let the next step apply it.
+        let published = self.watch.has_changed().unwrap_or(false)
+            || self.rift.as_ref().is_some_and(RiftLink::has_changed);
+        let written = if published {
+            0
+        } else {
+            match self.to.try_write(&buf[..n]) {
+                Ok(m) => m,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+                Err(e) => return Err(e),
+            }
         };
-        if written < n {
-            let data = self.buf[written..n].to_vec();
+        let rest = (written < n).then(|| buf[written..n].to_vec());
+        if n == SMALL && self.buf.is_empty() {
+            self.buf.resize(BUFFER, 0);
+        }
+        if let Some(data) = rest {
             self.push(Instant::now(), data);
         }
         Ok(None)
@@ -410,15 +592,28 @@ impl<'a> Pump<'a> {
     /// Reads one chunk under toxics: swallowed by `timeout`/`reset_peer`, cut at the
     /// `limit_data` limit, and queued for its latency otherwise.
     fn read_toxic(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
-            self.buf.resize(BUFFER, 0);
-        }
-        let n = match self.from.try_read(&mut self.buf) {
+        // Queued chunks are copied out anyway: read into the stack unless this is a
+        // bulk stream that already owns a large buffer.
+        let mut stack = [0u8; SMALL];
+        let buf: &mut [u8] = if self.buf.is_empty() {
+            &mut stack
+        } else {
+            &mut self.buf
+        };
+        let n = match self.from.try_read(buf) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
             Err(e) => return Err(e),
         };
         let now = Instant::now();
+        if self.effect.blackhole {
+            if n == 0 {
+                self.eof_at = Some(now);
+            } else {
+                self.gap = true;
+            }
+            return Ok(());
+        }
         if let Some(ms) = self.effect.reset_ms {
             // Toxiproxy resets on the first data (or end) that reaches the toxic.
             self.reset_at = Some(now + Duration::from_millis(ms));
@@ -462,7 +657,7 @@ impl<'a> Pump<'a> {
             }
         }
         if take > 0 {
-            let data = self.buf[..take as usize].to_vec();
+            let data = buf[..take as usize].to_vec();
             self.push(now + self.effect.delay(), data);
         }
         Ok(())
@@ -504,7 +699,7 @@ impl<'a> Pump<'a> {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 tokio::select! {
                     biased;
-                    _ = changed(&mut self.watch) => self.refresh = true,
+                    _ = changed(&mut self.watch, &mut self.rift) => self.refresh = true,
                     ready = self.to.writable() => ready?,
                 }
                 return Ok(());

@@ -4,6 +4,8 @@
 //! - [`api`]: the routes, status codes and JSON shapes of Toxiproxy's `api.go`.
 //! - [`proxy`]: proxies created at run time, each with its own listener.
 //! - [`link`]: the per-connection relay that applies toxics to live connections.
+//! - [`rift`]: rift's own control plane (partition, isolate, profiles) over the same
+//!   proxies, each a rift node.
 //! - [`toxics`]: toxic types, attributes, partial updates and their bounds.
 //!
 //! Behaviour follows Toxiproxy's `api.go`, `proxy_collection.go`, `toxic_collection.go`
@@ -14,6 +16,7 @@
 pub mod api;
 pub mod link;
 pub mod proxy;
+pub mod rift;
 pub mod toxics;
 
 use std::collections::BTreeMap;
@@ -147,11 +150,39 @@ fn number_field(fields: &Map<String, Value>, key: &str) -> Result<Option<f64>, A
 pub struct Toxiproxy {
     proxies: Arc<Mutex<BTreeMap<String, Proxy>>>,
     toxic_ids: Arc<AtomicU64>,
+    bridge: Option<rift::Bridge>,
 }
 
 impl Toxiproxy {
     pub fn new() -> Toxiproxy {
         Toxiproxy::default()
+    }
+
+    /// A server whose proxies are also rift nodes, cut by rift's own control plane.
+    pub fn with_rift(bridge: rift::Bridge) -> Toxiproxy {
+        Toxiproxy {
+            bridge: Some(bridge),
+            ..Toxiproxy::default()
+        }
+    }
+
+    pub fn bridge(&self) -> Option<&rift::Bridge> {
+        self.bridge.as_ref()
+    }
+
+    /// Tells rift's control plane about the proxies (new names become nodes).
+    fn sync(&self, proxies: &BTreeMap<String, Proxy>) {
+        if let Some(bridge) = &self.bridge {
+            let specs: Vec<rift::NodeSpec> = proxies
+                .values()
+                .map(|p| rift::NodeSpec {
+                    name: p.name.clone(),
+                    listen: p.listen.clone(),
+                    upstream: p.upstream.clone(),
+                })
+                .collect();
+            bridge.sync(&specs);
+        }
     }
 
     fn next_id(&self) -> u64 {
@@ -189,10 +220,11 @@ impl Toxiproxy {
         }
         let mut proxy = Proxy::new(name.clone(), listen, upstream);
         if enabled {
-            proxy.start().await?;
+            proxy.start(self.bridge.as_ref()).await?;
         }
         let json = proxy.to_json();
         proxies.insert(name, proxy);
+        self.sync(&proxies);
         Ok(json)
     }
 
@@ -229,12 +261,13 @@ impl Toxiproxy {
             }
             let mut proxy = Proxy::new(entry.name.clone(), entry.listen, entry.upstream);
             if entry.enabled
-                && let Err(error) = proxy.start().await
+                && let Err(error) = proxy.start(self.bridge.as_ref()).await
             {
                 return (done, Some(error));
             }
             done.push(proxy.to_json());
             proxies.insert(entry.name, proxy);
+            self.sync(&proxies);
         }
         (done, None)
     }
@@ -277,12 +310,14 @@ impl Toxiproxy {
         }
         if enabled != proxy.enabled() {
             if enabled {
-                proxy.start().await?;
+                proxy.start(self.bridge.as_ref()).await?;
             } else {
                 proxy.stop().await;
             }
         }
-        Ok(proxy.to_json())
+        let json = proxy.to_json();
+        self.sync(&proxies);
+        Ok(json)
     }
 
     /// `DELETE /proxies/{name}`: closes the listener and its connections.
@@ -297,7 +332,7 @@ impl Toxiproxy {
     pub async fn reset(&self) -> Result<(), ApiError> {
         let mut proxies = self.proxies.lock().await;
         for proxy in proxies.values_mut() {
-            proxy.start().await?;
+            proxy.start(self.bridge.as_ref()).await?;
             proxy.set_toxics(Vec::new());
         }
         Ok(())

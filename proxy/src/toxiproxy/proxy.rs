@@ -13,7 +13,8 @@ use tokio::task::{JoinHandle, JoinSet};
 use tracing::Instrument;
 
 use super::ApiError;
-use super::link::{self, Chains, ChainsWatch, End};
+use super::link::{self, Chains, ChainsWatch, End, RiftLink};
+use super::rift::Bridge;
 use super::toxics::{Stream, Toxic};
 
 const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -53,7 +54,7 @@ impl Proxy {
 
     /// Binds the listener and starts accepting. A bind error (port in use) is
     /// Toxiproxy's 500 with the same wording as Go's `net.Listen`.
-    pub async fn start(&mut self) -> Result<(), ApiError> {
+    pub async fn start(&mut self, bridge: Option<&Bridge>) -> Result<(), ApiError> {
         if self.running.is_some() {
             return Ok(());
         }
@@ -70,6 +71,7 @@ impl Proxy {
                 listener,
                 Arc::from(self.upstream.as_str()),
                 self.chains.subscribe(),
+                bridge.map(|b| (b.clone(), Arc::from(self.name.as_str()))),
                 stopped,
             )
             .instrument(tracing::info_span!("toxiproxy", proxy = %self.name)),
@@ -206,6 +208,7 @@ async fn accept_loop(
     listener: TcpListener,
     upstream: Arc<str>,
     chains: ChainsWatch,
+    rift: Option<(Bridge, Arc<str>)>,
     mut stopped: oneshot::Receiver<()>,
 ) {
     let mut connections = JoinSet::new();
@@ -213,8 +216,13 @@ async fn accept_loop(
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((client, peer)) => {
-                    let span = tracing::debug_span!("conn", %peer);
-                    connections.spawn(handle(client, upstream.clone(), chains.clone()).instrument(span));
+                    // Who dialed, as rift's nodes see it (a registered source or `client`).
+                    let link = rift.as_ref().map(|(bridge, name)| {
+                        let local = client.local_addr().unwrap_or(peer);
+                        RiftLink::new(bridge.watch(), bridge.identify(peer, local), name.to_string())
+                    });
+                    let span = tracing::debug_span!("conn", %peer, src = link.as_ref().map(|l| l.src().to_string()));
+                    connections.spawn(handle(client, upstream.clone(), chains.clone(), link).instrument(span));
                 }
                 Err(error) => {
                     // EMFILE and friends: back off instead of spinning.
@@ -230,8 +238,20 @@ async fn accept_loop(
     connections.shutdown().await;
 }
 
-async fn handle(client: TcpStream, upstream: Arc<str>, chains: ChainsWatch) {
+async fn handle(
+    client: TcpStream,
+    upstream: Arc<str>,
+    chains: ChainsWatch,
+    mut rift: Option<RiftLink>,
+) {
     let _ = client.set_nodelay(true);
+    if let Some(link) = rift.as_mut()
+        && !link.admit().await
+    {
+        link::set_reset_on_close(&client);
+        tracing::debug!("reset at connect by a rift `reset` fault");
+        return;
+    }
     let dialed = tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect(&*upstream)).await;
     let server = match dialed {
         Ok(Ok(server)) => server,
@@ -245,13 +265,13 @@ async fn handle(client: TcpStream, upstream: Arc<str>, chains: ChainsWatch) {
         }
     };
     let _ = server.set_nodelay(true);
-    match link::relay(&client, &server, chains).await {
+    match link::relay(&client, &server, chains, rift).await {
         End::Finished => tracing::debug!("closed"),
         End::Close(why) => tracing::debug!(why, "closed by proxy"),
         End::Reset => {
             link::set_reset_on_close(&client);
             link::set_reset_on_close(&server);
-            tracing::debug!("reset by reset_peer");
+            tracing::debug!("reset by reset_peer or a rift fault");
         }
     }
 }
