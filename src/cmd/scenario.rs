@@ -23,6 +23,7 @@ enum ScenarioCommand {
     /// Start a cluster (or attach to one), apply the fault, hold, heal, settle, judge.
     #[command(
         after_help = "Examples:\n  rift scenario run profiles/scenarios/etcd-leader-isolation.toml\n  \
+rift scenario run FILE --runs 20 --out reports/leader-isolation\n  \
 rift scenario run FILE --attach http://127.0.0.1:7070\n  \
 rift scenario run FILE --attach http://127.0.0.1:7070 --endpoint etcd1=http://etcd1.lan:2379 ...\n\
 With --attach, members' real client addresses come from the proxy's topology (the\n\
@@ -70,6 +71,11 @@ struct RunArgs {
     /// No progress lines while waiting.
     #[arg(long)]
     quiet: bool,
+    /// Run the scenario this many times, each on a fresh cluster, and print a summary
+    /// (verdict counts per checker; median, p90, min and max of each timing) also
+    /// written as summary.json; each run's reports go to run-NN/ under --out.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    runs: u32,
 }
 
 fn parse_endpoint(text: &str) -> Result<(String, String), String> {
@@ -179,6 +185,59 @@ async fn run_cmd(args: RunArgs) -> anyhow::Result<ExitCode> {
         .out
         .clone()
         .unwrap_or_else(|| default_out(&scenario.name));
+    if args.runs <= 1 {
+        let report = run_once(&args, &scenario).await?;
+        return finish(&report, &out);
+    }
+    // Each run on a fresh cluster (a lab started for it; with --attach the same
+    // cluster, healed after each run), its reports in run-NN/ under the output
+    // directory, then the summary over all of them.
+    let mut results = Vec::new();
+    for run in 1..=args.runs {
+        let dir = out.join(format!("run-{run:02}"));
+        eprintln!("run {run} of {}", args.runs);
+        let result = match run_once(&args, &scenario).await {
+            Ok(report) => {
+                println!("{}", report.table());
+                report
+                    .write_all(&dir)
+                    .with_context(|| format!("writing the report into {}", dir.display()))?;
+                Ok(report)
+            }
+            Err(e) if e.downcast_ref::<Interrupted>().is_some() => return Err(e),
+            Err(e) => {
+                eprintln!("run {run}: error: {e:#}");
+                Err(format!("{e:#}"))
+            }
+        };
+        results.push((run as usize, dir.display().to_string(), result));
+    }
+    let summary = rift_checkers::report::summary::summarize(&scenario.name, &results);
+    println!("{}", summary.table());
+    let path = summary
+        .write(&out)
+        .with_context(|| format!("writing the summary into {}", out.display()))?;
+    println!("summary: {}", path.display());
+    Ok(match summary.status {
+        Some(status) => exit_code(status),
+        None => ExitCode::from(2),
+    })
+}
+
+/// Ctrl-C during a run: the fault was healed and the lab stopped; no further runs.
+#[derive(Debug)]
+struct Interrupted;
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("interrupted")
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+/// Starts (or attaches to) the cluster, runs the scenario once, and stops the cluster.
+async fn run_once(args: &RunArgs, scenario: &Scenario) -> anyhow::Result<Report> {
     let cluster = match &args.attach {
         Some(api) => {
             let endpoints =
@@ -194,7 +253,7 @@ async fn run_cmd(args: RunArgs) -> anyhow::Result<ExitCode> {
                 bail!("--endpoint is only used with --attach");
             }
             // A lab's proxy knows the built-in profiles: catch a typo before starting it.
-            check_profile(&scenario)?;
+            check_profile(scenario)?;
             let state_dir = args
                 .state_dir
                 .clone()
@@ -215,15 +274,14 @@ async fn run_cmd(args: RunArgs) -> anyhow::Result<ExitCode> {
     let options = RunOptions { quiet: args.quiet };
     // Ctrl-C must not leave a fault in place or members running.
     let result = tokio::select! {
-        r = run_scenario(&scenario, cluster.as_ref(), &options) => r.map_err(anyhow::Error::from),
-        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+        r = run_scenario(scenario, cluster.as_ref(), &options) => r.map_err(anyhow::Error::from),
+        _ = tokio::signal::ctrl_c() => Err(anyhow::Error::new(Interrupted)),
     };
     if result.is_err() {
         let _ = cluster.nemesis().heal().await;
     }
     cluster.shutdown().await;
-    let report = result?;
-    finish(&report, &out)
+    result
 }
 
 fn finish(report: &Report, out: &Path) -> anyhow::Result<ExitCode> {

@@ -4,6 +4,7 @@
 //! test case per checker, for CI) and `timeline.svg` (phases and checker timings).
 
 pub mod junit;
+pub mod summary;
 pub mod svg;
 
 use std::fmt::Write as _;
@@ -188,7 +189,15 @@ pub(crate) mod tests {
         fail.fail("1 of 10 acknowledged writes lost <&>");
         let mut unknown = Verdict::new("leader-step-down");
         unknown.unknown("no poll answered");
-        unknown.timing_within("etcd2 elected", 2578, 28);
+        unknown.measured(
+            "elected",
+            "etcd2 elected",
+            crate::scenario::window::Interval {
+                lo: 2_550_000_000,
+                hi: 2_605_000_000,
+            },
+            2_000_000_000,
+        );
         Report {
             scenario: "s".into(),
             description: "d".into(),
@@ -249,6 +258,8 @@ pub(crate) mod tests {
             label: String::new(),
             at_ms: 0,
             resolution_ms: None,
+            name: None,
+            after_fault_ms: None,
         };
     }
 

@@ -161,6 +161,12 @@ pub struct Timing {
     /// The instant lies within `at_ms` ± this (from the polls that bracket it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resolution_ms: Option<u64>,
+    /// A name stable across runs (`stepped-down`), for summaries of repeated runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Milliseconds after the start of the fault it belongs to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after_fault_ms: Option<u64>,
 }
 
 /// A checker's conclusion.
@@ -195,15 +201,26 @@ impl Verdict {
             label: label.into(),
             at_ms,
             resolution_ms: None,
+            name: None,
+            after_fault_ms: None,
         });
     }
 
-    /// A timing known to lie within `at_ms` ± `resolution_ms`.
-    pub fn timing_within(&mut self, label: impl Into<String>, at_ms: u64, resolution_ms: u64) {
+    /// A measured instant: known to lie in `when`, reported as its middle ± half its
+    /// width, and as time after `fault_start`; `name` is stable across runs.
+    pub fn measured(
+        &mut self,
+        name: &str,
+        label: impl Into<String>,
+        when: window::Interval,
+        fault_start: rift_history::Nanos,
+    ) {
         self.timings.push(Timing {
             label: label.into(),
-            at_ms,
-            resolution_ms: Some(resolution_ms),
+            at_ms: window::ms(when.mid()),
+            resolution_ms: Some(window::ms_ceil(when.half_width())),
+            name: Some(name.to_string()),
+            after_fault_ms: Some(window::ms(when.mid().saturating_sub(fault_start))),
         });
     }
 

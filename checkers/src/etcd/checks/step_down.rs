@@ -19,7 +19,7 @@ use serde_json::Value;
 
 use crate::scenario::check::HistoryCheck;
 use crate::scenario::window::{
-    FaultWindow, Interval, fault_windows, first_seen, last_time, ms, ms_ceil, polls,
+    FaultWindow, Interval, fault_windows, first_seen, last_time, ms, polls,
 };
 use crate::scenario::{Status, Verdict};
 
@@ -225,7 +225,7 @@ impl StepDown {
         });
         match stepped {
             Some(i) => {
-                v.timing_within(format!("{leader} stepped down"), ms(i.mid()), ms_ceil(i.half_width()));
+                v.measured("stepped-down", format!("{leader} stepped down"), i, w.start);
                 v.evidence(format!("{leader} stopped acting as leader {} after the fault", i.after(w.start)));
                 if late(&i) {
                     v.fail(format!(
@@ -248,7 +248,7 @@ impl StepDown {
         let elected = new_leader(h, nodes, w, until, leader_id, term);
         match &elected {
             Some((l, t, i)) => {
-                v.timing_within(format!("{l} elected"), ms(i.mid()), ms_ceil(i.half_width()));
+                v.measured("elected", format!("{l} elected"), *i, w.start);
                 v.evidence(format!(
                     "a majority follows {l} at applied term {t} (> {term}) {} after the fault",
                     i.after(w.start)
