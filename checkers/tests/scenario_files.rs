@@ -57,7 +57,11 @@ fn a_typo_in_a_checker_setting_names_file_checker_and_field() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles/scenarios");
     let text = std::fs::read_to_string(dir.join("etcd-leader-isolation.toml"))
         .unwrap()
-        .replace("within = \"3s\"", "withn = \"3s\"");
+        // A setting with a typo, added to the shipped file's step-down checker.
+        .replace(
+            "kind = \"leader-step-down\"",
+            "kind = \"leader-step-down\"\nwithn = \"3s\"",
+        );
     let s = Scenario::parse(&text, "etcd-leader-isolation.toml").unwrap();
     let c = s
         .checkers
