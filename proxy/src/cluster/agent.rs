@@ -86,7 +86,7 @@ struct AgentApi {
 
 /// Fetches the current matrix from the controller, then listens for the hosted nodes.
 pub async fn start(options: AgentOptions) -> Result<RunningProxy, AgentError> {
-    if !super::config::valid_name(&options.name) {
+    if !crate::topology::valid_name(&options.name) {
         return Err(AgentError::Name(options.name));
     }
     let server_tls = options.tls.server()?;

@@ -27,7 +27,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::topology::{ApiConfig, Node, Topology, TopologyError};
+use crate::topology::{ApiConfig, Node, Topology, TopologyError, valid_host_port, valid_name};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -190,21 +190,6 @@ impl ClusterTopology {
             ));
         }
         Ok(())
-    }
-}
-
-pub(crate) fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 63
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-}
-
-fn valid_host_port(text: &str) -> bool {
-    match text.rsplit_once(':') {
-        Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0),
-        None => false,
     }
 }
 
