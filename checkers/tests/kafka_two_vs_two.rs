@@ -42,6 +42,14 @@ async fn kafka_two_vs_two() {
         "{:?}",
         report.verdicts[0].evidence
     );
+    // Every topic creation asked of a broker without a majority is resolved from the
+    // poller's metadata: refused, created only after the heal, or never created.
+    let resolved = report.verdicts[0]
+        .evidence
+        .iter()
+        .filter(|e| e.contains("topic creation refused") || e.contains("resolved:"))
+        .count();
+    assert_eq!(resolved, 4, "{:?}", report.verdicts[0].evidence);
 
     // The same halves cut on the client and replication endpoints only: the KRaft
     // quorum still spans both halves, so "no side has a quorum" is false.
@@ -76,6 +84,11 @@ async fn kafka_two_vs_two() {
         Status::Fail,
         "{:?}",
         report.verdicts[0].evidence
+    );
+    assert!(
+        report.verdicts[0].summary.contains("(no majority)"),
+        "{}",
+        report.verdicts[0].summary
     );
 
     Box::new(cluster).shutdown().await;

@@ -81,6 +81,13 @@ impl Recorder {
         index
     }
 
+    /// The newest entry for which `pick` says something, searched from the end under
+    /// the lock (no copy of the history): what a client waiting on the cluster's state
+    /// reads from the poller's observations instead of polling on its own.
+    pub fn find_last<T>(&self, pick: impl Fn(&Entry) -> Option<T>) -> Option<T> {
+        self.lock().iter().rev().find_map(pick)
+    }
+
     /// A copy of what has been recorded so far.
     pub fn snapshot(&self) -> History {
         History {

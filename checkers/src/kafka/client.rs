@@ -17,12 +17,12 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::KafkaCheckError;
 
 /// One partition as one broker's metadata describes it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionView {
     pub partition: i32,
     /// -1 when the broker knows no leader.

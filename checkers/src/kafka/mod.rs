@@ -5,8 +5,10 @@
 //! - [`client`]: rdkafka helpers — per-broker metadata, topics, producers, consumers.
 //! - [`wire`]: DescribeQuorum and CreateTopics sent to one chosen broker.
 //! - [`checks`]: the checkers (ISR shrink, acks=all rejection, acks=1 loss vs acks=all
-//!   safety, leader step-down, quorum availability, no lost records). Each implements
-//!   [`crate::scenario::Checker`].
+//!   safety, leader step-down, quorum availability, no lost records). Each is a pure
+//!   function of the run's history with a driver that records its client operations.
+//! - [`observe`]: one poll of one broker for the run's poller.
+//! - [`ops`]: sends, topic creations and reads recorded in the history.
 //! - [`system`]: Kafka as a scenario [`Cluster`](crate::scenario::Cluster) (lab or
 //!   attach), mapping `[[checker]]` kinds to the checkers.
 //!

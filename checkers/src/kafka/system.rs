@@ -10,7 +10,8 @@
 //! broker = { "replica.lag.time.max.ms" = "3000" }   # extra broker properties
 //! ```
 //!
-//! Kafka checkers drive their own producers, so Kafka scenarios take no `[workload]`.
+//! Kafka checkers drive their own producers (each checker's driver), so Kafka
+//! scenarios take no `[workload]`; every checker judges the recorded history.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -18,11 +19,7 @@ use std::time::{Duration, Instant};
 use rift_history::Recorder;
 use serde::Deserialize;
 
-use super::checks::{
-    acks::AcksRejectionChecker, active_controller, isr::IsrShrinkChecker,
-    leadership::LeaderStepDownChecker, loss::LeaderIsolationChecker, loss::NoLostRecordsChecker,
-    quorum::QuorumAvailabilityChecker,
-};
+use super::checks::{KafkaTimings, acks, active_controller, isr, leadership, loss, quorum};
 use super::{BrokerInfo, ClusterInfo, client};
 use crate::lab::kafka::{CONTROLLER_ENDPOINT, KafkaLab, KafkaLabOptions};
 use crate::scenario::check::CheckerImpl;
@@ -60,6 +57,8 @@ pub const CHECKERS: &[&str] = &[
 
 pub struct KafkaCluster {
     info: ClusterInfo,
+    /// The failure-detection settings limits derive from.
+    timings: KafkaTimings,
     nemesis: Nemesis,
     lab: Option<KafkaLab>,
     report_info: serde_json::Value,
@@ -112,6 +111,7 @@ impl KafkaCluster {
         });
         Self {
             nemesis: Nemesis::Local(lab.control()),
+            timings: KafkaTimings::from_settings(&lab.settings()),
             info,
             lab: Some(lab),
             report_info,
@@ -205,6 +205,8 @@ impl KafkaCluster {
                 "brokers": info.brokers,
             }),
             info,
+            // Not started by rift: Kafka's own defaults (a scenario may set limits).
+            timings: KafkaTimings::default(),
             nemesis,
             lab: None,
         })
@@ -312,14 +314,25 @@ impl Cluster for KafkaCluster {
     }
 
     fn checker(&self, spec: &CheckerSpec, _origin: &str) -> Result<CheckerImpl, ScenarioError> {
-        let i = self.info.clone();
-        Ok(CheckerImpl::Live(match spec.kind.as_str() {
-            "isr-shrink" => Box::new(IsrShrinkChecker::new(i, spec.parse()?)),
-            "acks-all-rejection" => Box::new(AcksRejectionChecker::new(i, spec.parse()?)),
-            "leader-isolation-acks" => Box::new(LeaderIsolationChecker::new(i, spec.parse()?)),
-            "leader-step-down" => Box::new(LeaderStepDownChecker::new(i, spec.parse()?)),
-            "quorum-availability" => Box::new(QuorumAvailabilityChecker::new(i, spec.parse()?)),
-            "no-lost-records" => Box::new(NoLostRecordsChecker::new(i, spec.parse()?)),
+        fn driven(
+            (driver, check): (
+                impl crate::scenario::check::Driver + 'static,
+                impl crate::scenario::check::HistoryCheck,
+            ),
+        ) -> CheckerImpl {
+            CheckerImpl::Driven {
+                driver: Box::new(driver),
+                check: Box::new(check),
+            }
+        }
+        let (i, t) = (&self.info, self.timings);
+        Ok(match spec.kind.as_str() {
+            "isr-shrink" => driven(isr::build(i, spec.parse()?, t)),
+            "acks-all-rejection" => driven(acks::build(i, spec.parse()?, t)),
+            "leader-isolation-acks" => driven(loss::leader_isolation::build(i, spec.parse()?)),
+            "leader-step-down" => driven(leadership::build(i, spec.parse()?, t)),
+            "quorum-availability" => driven(quorum::build(i, spec.parse()?, t)),
+            "no-lost-records" => driven(loss::no_lost::build(i, spec.parse()?)),
             other => {
                 return Err(ScenarioError::Field {
                     origin: spec.origin.clone(),
@@ -328,7 +341,7 @@ impl Cluster for KafkaCluster {
                     reason: format!("unknown kafka checker (known: {})", CHECKERS.join(", ")),
                 });
             }
-        }))
+        })
     }
 
     fn observe<'a>(&'a self, node: &'a str, recorder: &'a Recorder) -> BoxFuture<'a, ()> {

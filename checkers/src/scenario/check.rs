@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use rift_history::History;
 
-use super::{Checker, Verdict};
+use super::{BoxFuture, Checker, Phase, ScenarioContext, Verdict};
 
 /// A property judged from the history alone.
 pub trait HistoryCheck: Send + 'static {
@@ -21,12 +21,25 @@ pub trait HistoryCheck: Send + 'static {
     fn check(&self, history: &History) -> Verdict;
 }
 
+/// The client side of a history check: what it needs done to the cluster at each
+/// phase (its own topic, producers, final reads), every operation recorded in the
+/// history. A driver judges nothing and never polls the cluster's state: its check
+/// reads what happened from the history afterwards.
+pub trait Driver: Send {
+    fn on_phase<'a>(&'a mut self, phase: Phase, ctx: &'a ScenarioContext) -> BoxFuture<'a, ()>;
+}
+
 /// What a system builds from a scenario's `[[checker]]` table.
 pub enum CheckerImpl {
     /// Drives the cluster at each phase (probes, its own clients).
     Live(Box<dyn Checker>),
     /// Judges the recorded history after the run.
     History(Box<dyn HistoryCheck>),
+    /// Judges the recorded history, which its driver fills with client operations.
+    Driven {
+        driver: Box<dyn Driver>,
+        check: Box<dyn HistoryCheck>,
+    },
 }
 
 /// Runs every history check on `history`, each on a blocking thread, and returns their

@@ -15,7 +15,7 @@ use rift_proxy::control::ActiveFault;
 use rift_proxy::fault::FaultRequest;
 use tokio::sync::watch;
 
-use super::check::{CheckerImpl, HistoryCheck, run_history_checks};
+use super::check::{CheckerImpl, Driver, HistoryCheck, run_history_checks};
 use super::nemesis::resolve_rules;
 use super::progress::Progress;
 use super::sides::quorum_sides;
@@ -115,13 +115,19 @@ async fn timeline(
         None => None,
     };
     let mut checkers: Vec<Box<dyn Checker>> = Vec::new();
+    let mut drivers: Vec<Box<dyn Driver>> = Vec::new();
     let mut pending: Pending = Vec::new();
     for (at, spec) in scenario.checkers.iter().enumerate() {
         match cluster.checker(spec, &scenario.origin)? {
             CheckerImpl::Live(c) => checkers.push(c),
             CheckerImpl::History(c) => pending.push((at, c)),
+            CheckerImpl::Driven { driver, check } => {
+                drivers.push(driver);
+                pending.push((at, check));
+            }
         }
     }
+    let mut checkers = Participants { checkers, drivers };
     let mut ctx = ScenarioContext {
         started,
         nodes: cluster.nodes(),
@@ -193,7 +199,7 @@ async fn timeline(
     phase(&mut checkers, Phase::Final, &ctx).await;
     marks.mark("end");
 
-    let verdicts: Vec<_> = checkers.iter_mut().map(|c| c.verdict()).collect();
+    let verdicts: Vec<_> = checkers.checkers.iter_mut().map(|c| c.verdict()).collect();
     let status = Status::combine(verdicts.iter().map(|v| v.status));
     let report = Report {
         scenario: scenario.name.clone(),
@@ -302,8 +308,16 @@ fn nemesis_value(active: &ActiveFault, fault: &AppliedFault) -> serde_json::Valu
     })
 }
 
-async fn phase(checkers: &mut [Box<dyn Checker>], phase: Phase, ctx: &ScenarioContext) {
-    join_all(checkers.iter_mut().map(|c| c.on_phase(phase, ctx))).await;
+/// Everything called at each phase: live checkers and the drivers of history checks.
+struct Participants {
+    checkers: Vec<Box<dyn Checker>>,
+    drivers: Vec<Box<dyn Driver>>,
+}
+
+async fn phase(all: &mut Participants, phase: Phase, ctx: &ScenarioContext) {
+    let checkers = join_all(all.checkers.iter_mut().map(|c| c.on_phase(phase, ctx)));
+    let drivers = join_all(all.drivers.iter_mut().map(|d| d.on_phase(phase, ctx)));
+    tokio::join!(checkers, drivers);
 }
 
 /// Roles a scenario may bind: `leader`, and `follower`/`follower1`, `follower2`, ...

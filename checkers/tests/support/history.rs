@@ -61,7 +61,14 @@ pub fn assert_kafka_leader_isolation(r: &Report) {
         "metadata observations carry the topics' partitions"
     );
 
-    let pairs = h.pairs();
+    let all = h.pairs();
+    for f in ["create-topic", "read"] {
+        assert!(
+            all.iter().any(|(i, d)| i.f == f && d.is_some()),
+            "the drivers' {f} operations are recorded"
+        );
+    }
+    let pairs: Vec<_> = all.into_iter().filter(|(i, _)| i.f == "send").collect();
     assert!(!pairs.is_empty(), "the checkers' sends are recorded");
     let mut acked = 0;
     let mut indeterminate_during = 0;

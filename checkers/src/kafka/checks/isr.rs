@@ -2,324 +2,312 @@
 //! every partition it follows within about 1–1.5 × `replica.lag.time.max.ms`, and
 //! rejoins after the heal.
 //!
-//! A follower whose log end equals the leader's is never "lagging", so the checker
-//! keeps producing (acks=1, through rift) from baseline to the end. It creates its own
-//! topic with one partition led by each broker; at `FaultApplied` it watches the
-//! partitions the target follows whose leader is not itself cut off.
+//! The driver creates a topic with one partition led by each broker and keeps
+//! producing acks=1 (through rift) from baseline to the end: a follower whose log end
+//! equals the leader's is never "lagging". The check reads the ISR from the poller's
+//! metadata observations of each partition's leader.
+//!
+//! Per fault window it watches (partition, leader, follower) for every partition the
+//! window's target follows whose leader is not itself a target.
+//! FAIL: the follower left the ISR later than the limit (even at the earliest instant
+//! the polls allow), or never although the leader answered polls and records were
+//! acknowledged during the fault; it rejoined too late or never after the heal.
+//! UNKNOWN: no fault, the topic never observed before it, no follower to watch, the
+//! leader never answered, nothing acknowledged during the fault, or the fault shorter
+//! than the limit.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use rift_history::History;
 use serde::Deserialize;
 
-use super::{Watcher, create_topic, fault_targets, humantime_de, rotation, sleep_or_stop};
+use super::seen::{METADATA, answered, partition, partitions_at, sends};
+use super::{
+    KafkaTimings, Limit, Watcher, opt_humantime_de, rotation, sleep_or_stop, window_targets,
+};
 use crate::kafka::ClusterInfo;
-use crate::kafka::client::{self, Acks, PartitionView, TopicSpec};
-use crate::scenario::{BoxFuture, Checker, Phase, ScenarioContext, Verdict};
+use crate::kafka::client::{self, Acks, TopicSpec};
+use crate::kafka::ops::{create_topic_recorded, payload, send_recorded};
+use crate::scenario::check::{Driver, HistoryCheck};
+use crate::scenario::window::{fault_windows, first_seen, last_time};
+use crate::scenario::{BoxFuture, Phase, ScenarioContext, Verdict};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IsrConfig {
     /// Topic name prefix (a random suffix keeps re-runs apart).
-    #[serde(default = "default_topic")]
-    pub topic: String,
+    #[serde(default)]
+    pub topic: Option<String>,
     /// The follower(s) expected to leave the ISR; default: the fault's target.
     #[serde(default)]
     pub nodes: Vec<String>,
-    #[serde(default = "default_shrink", deserialize_with = "humantime_de")]
-    pub shrink_within: Duration,
-    #[serde(default = "default_rejoin", deserialize_with = "humantime_de")]
-    pub rejoin_within: Duration,
+    /// Default: 2 × `replica.lag.time.max.ms`.
+    #[serde(default, deserialize_with = "opt_humantime_de")]
+    pub shrink_within: Option<Duration>,
+    /// Default: 4 × `replica.lag.time.max.ms`.
+    #[serde(default, deserialize_with = "opt_humantime_de")]
+    pub rejoin_within: Option<Duration>,
 }
 
-fn default_topic() -> String {
-    "rift-isr".into()
-}
-fn default_shrink() -> Duration {
-    Duration::from_secs(10)
-}
-fn default_rejoin() -> Duration {
-    Duration::from_secs(30)
+/// Builds the driver and the check of one `isr-shrink` table.
+pub fn build(info: &ClusterInfo, cfg: IsrConfig, t: KafkaTimings) -> (IsrDriver, IsrShrink) {
+    let topic = super::topic_name(cfg.topic.as_deref().unwrap_or("rift-isr"));
+    let driver = IsrDriver {
+        info: info.clone(),
+        topic: topic.clone(),
+        load: None,
+    };
+    let check = IsrShrink {
+        info: info.clone(),
+        topic,
+        nodes: cfg.nodes,
+        shrink: Limit::new(
+            cfg.shrink_within,
+            t.lag * 2,
+            format!("2 × replica.lag.time.max.ms of {} ms", t.lag.as_millis()),
+        ),
+        rejoin: Limit::new(
+            cfg.rejoin_within,
+            t.lag * 4,
+            format!("4 × replica.lag.time.max.ms of {} ms", t.lag.as_millis()),
+        ),
+    };
+    (driver, check)
 }
 
-impl Default for IsrConfig {
-    fn default() -> Self {
-        Self {
-            topic: default_topic(),
-            nodes: Vec::new(),
-            shrink_within: default_shrink(),
-            rejoin_within: default_rejoin(),
-        }
-    }
-}
-
-/// (partition, leader id, follower id) the checker watches.
-type Watched = Vec<(i32, i32, i32)>;
-
-pub struct IsrShrinkChecker {
+pub struct IsrDriver {
     info: ClusterInfo,
-    cfg: IsrConfig,
     topic: String,
-    partitions: Vec<PartitionView>,
-    watched: Watched,
-    load: Option<Watcher<(u64, u64)>>,
-    shrink: Option<Watcher<Vec<Option<u64>>>>,
-    rejoin: Option<Watcher<Vec<Option<u64>>>>,
-    verdict: Verdict,
+    load: Option<Watcher<()>>,
 }
 
-impl IsrShrinkChecker {
-    pub fn new(info: ClusterInfo, cfg: IsrConfig) -> Self {
-        let topic = format!("{}-{:06x}", cfg.topic, rand::random::<u32>() & 0xff_ffff);
-        Self {
-            info,
-            cfg,
-            topic,
-            partitions: Vec::new(),
-            watched: Vec::new(),
-            load: None,
-            shrink: None,
-            rejoin: None,
-            verdict: Verdict::new("kafka-isr-shrink"),
-        }
-    }
-
-    async fn baseline(&mut self) {
-        let ids: Vec<i32> = self.info.brokers.iter().map(|b| b.id).collect();
-        let mut spec = TopicSpec::new(&self.topic, ids.len() as i32, 3);
-        spec.assignment = Some(rotation(&ids, ids.len().min(3)));
-        match create_topic(&self.info, &spec).await {
-            Ok(parts) => {
-                self.verdict
-                    .evidence(format!("topic {} created: {parts:?}", self.topic));
-                self.partitions = parts;
-            }
-            Err(e) => {
-                self.verdict.fail(e);
-                return;
-            }
-        }
-        let bootstrap = self.info.bootstrap();
-        let topic = self.topic.clone();
-        let count = self.partitions.len() as i32;
-        self.load = Some(Watcher::spawn(move |mut stop| async move {
-            produce_loop(&bootstrap, &topic, count, &mut stop).await
-        }));
-    }
-
-    fn fault_applied(&mut self, ctx: &ScenarioContext) {
-        if self.partitions.is_empty() {
-            return;
-        }
-        let targets = fault_targets(ctx, &self.cfg.nodes);
-        let target_ids: Vec<i32> = targets
-            .iter()
-            .filter_map(|n| self.info.by_name(n).map(|b| b.id))
-            .collect();
-        if target_ids.is_empty() {
-            self.verdict
-                .fail(format!("no follower to watch: fault targets {targets:?}"));
-            return;
-        }
-        for p in &self.partitions {
-            for t in &target_ids {
-                if p.leader != *t && !target_ids.contains(&p.leader) && p.replicas.contains(t) {
-                    self.watched.push((p.partition, p.leader, *t));
-                }
-            }
-        }
-        if self.watched.is_empty() {
-            self.verdict.fail(format!(
-                "{targets:?} follow no partition of {} whose leader is reachable",
-                self.topic
-            ));
-            return;
-        }
-        self.verdict.evidence(format!(
-            "fault applied at {} ms; watching (partition, leader, follower) {:?}",
-            ctx.now_ms(),
-            self.watched
-        ));
-        self.verdict.timing("fault applied", ctx.now_ms());
-        self.shrink = Some(self.spawn_watch(ctx.started, false));
-    }
-
-    fn spawn_watch(&self, started: Instant, want_in_isr: bool) -> Watcher<Vec<Option<u64>>> {
-        let info = self.info.clone();
-        let topic = self.topic.clone();
-        let watched = self.watched.clone();
-        Watcher::spawn(move |mut stop| async move {
-            let mut seen: Vec<Option<u64>> = vec![None; watched.len()];
-            loop {
-                for (i, (partition, leader, follower)) in watched.iter().enumerate() {
-                    if seen[i].is_some() {
-                        continue;
-                    }
-                    let Some(addr) = info.by_id(*leader).map(|b| b.direct_client) else {
-                        continue;
-                    };
-                    if let Ok(p) =
-                        client::partition_from(addr, &topic, *partition, Duration::from_secs(2))
-                            .await
-                        && p.isr.contains(follower) == want_in_isr
+impl Driver for IsrDriver {
+    fn on_phase<'a>(&'a mut self, phase: Phase, ctx: &'a ScenarioContext) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            match phase {
+                Phase::Baseline => {
+                    let ids: Vec<i32> = self.info.brokers.iter().map(|b| b.id).collect();
+                    let mut spec = TopicSpec::new(&self.topic, ids.len() as i32, 3);
+                    spec.assignment = Some(rotation(&ids, ids.len().min(3)));
+                    if create_topic_recorded(&self.info, &spec, &ctx.recorder)
+                        .await
+                        .is_err()
                     {
-                        seen[i] = Some(started.elapsed().as_millis() as u64);
+                        return;
+                    }
+                    let bootstrap = self.info.bootstrap();
+                    let topic = self.topic.clone();
+                    let count = ids.len() as i32;
+                    let recorder = ctx.recorder.clone();
+                    self.load = Some(Watcher::spawn(move |mut stop| async move {
+                        produce_loop(&bootstrap, &topic, count, &recorder, &mut stop).await
+                    }));
+                }
+                Phase::Final => {
+                    if let Some(load) = self.load.take() {
+                        let _ = load.finish().await;
                     }
                 }
-                if seen.iter().all(Option::is_some)
-                    || sleep_or_stop(&mut stop, Duration::from_millis(200)).await
-                {
-                    return seen;
-                }
+                _ => {}
             }
         })
     }
-
-    async fn collect(
-        &mut self,
-        what: &str,
-        since_ms: u64,
-        within: Duration,
-        watcher: Option<Watcher<Vec<Option<u64>>>>,
-    ) {
-        let Some(w) = watcher else { return };
-        let seen = match w.finish().await {
-            Ok(s) => s,
-            Err(e) => {
-                self.verdict.fail(e);
-                return;
-            }
-        };
-        for ((partition, leader, follower), at) in self.watched.clone().into_iter().zip(seen) {
-            let who = format!(
-                "{} in {}-{partition} (leader {})",
-                self.info.name_of(follower),
-                self.topic,
-                self.info.name_of(leader)
-            );
-            match at {
-                Some(at) if at.saturating_sub(since_ms) <= within.as_millis() as u64 => {
-                    self.verdict
-                        .evidence(format!("{who}: {what} {} ms after", at - since_ms.min(at)));
-                    self.verdict
-                        .timing(format!("{} {what}", self.info.name_of(follower)), at);
-                }
-                Some(at) => self.verdict.fail(format!(
-                    "{who}: {what} only {} ms after, limit {within:?}",
-                    at.saturating_sub(since_ms)
-                )),
-                None => self
-                    .verdict
-                    .fail(format!("{who}: never {what} (limit {within:?})")),
-            }
-        }
-    }
 }
 
-/// Produces acks=1 records round-robin over the partitions until stopped; returns
-/// (acknowledged, failed).
+/// Produces acks=1 records round-robin over the partitions every 100 ms until
+/// stopped, each recorded as a `send`; waits for every answer before returning.
 async fn produce_loop(
     bootstrap: &str,
     topic: &str,
     partitions: i32,
+    recorder: &rift_history::Recorder,
     stop: &mut tokio::sync::watch::Receiver<bool>,
-) -> (u64, u64) {
+) {
     let Ok(producer) = client::producer(bootstrap, Acks::One, Duration::from_secs(2)) else {
-        return (0, 0);
+        return;
     };
-    let (mut ok, mut failed, mut seq) = (0u64, 0u64, 0u64);
+    let mut seq = 0u64;
     let mut inflight = tokio::task::JoinSet::new();
     loop {
         for p in 0..partitions {
             let producer = producer.clone();
             let topic = topic.to_string();
-            let payload = format!("isr-{seq}");
-            inflight
-                .spawn(async move { client::send(&producer, &topic, p, &payload).await.is_ok() });
-            seq += 1;
+            let recorder = recorder.clone();
+            let value = payload("isr", Acks::One, p, seq);
+            inflight.spawn(async move {
+                let _ = send_recorded(&producer, &topic, p, &value, Acks::One, &recorder).await;
+            });
         }
-        while let Some(done) = inflight.try_join_next() {
-            if matches!(done, Ok(true)) {
-                ok += 1
-            } else {
-                failed += 1
-            }
-        }
+        seq += 1;
+        while inflight.try_join_next().is_some() {}
         if sleep_or_stop(stop, Duration::from_millis(100)).await {
             break;
         }
     }
-    while let Some(done) = inflight.join_next().await {
-        if matches!(done, Ok(true)) {
-            ok += 1
-        } else {
-            failed += 1
-        }
-    }
-    (ok, failed)
+    while inflight.join_next().await.is_some() {}
 }
 
-impl Checker for IsrShrinkChecker {
+pub struct IsrShrink {
+    info: ClusterInfo,
+    topic: String,
+    nodes: Vec<String>,
+    shrink: Limit,
+    rejoin: Limit,
+}
+
+impl IsrShrink {
+    /// The topic judged (its driver's).
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+}
+
+impl HistoryCheck for IsrShrink {
     fn name(&self) -> String {
-        self.verdict.checker.clone()
+        "kafka-isr-shrink".into()
     }
 
-    fn on_phase<'a>(&'a mut self, phase: Phase, ctx: &'a ScenarioContext) -> BoxFuture<'a, ()> {
-        Box::pin(async move {
-            match phase {
-                Phase::Baseline => self.baseline().await,
-                Phase::FaultApplied => self.fault_applied(ctx),
-                Phase::HoldEnd => {
-                    let applied = self.verdict.timings.first().map(|t| t.at_ms).unwrap_or(0);
-                    let w = self.shrink.take();
-                    self.collect("left the ISR", applied, self.cfg.shrink_within, w)
-                        .await;
-                }
-                Phase::Healed => {
-                    self.verdict.timing("healed", ctx.now_ms());
-                    if !self.watched.is_empty() {
-                        self.rejoin = Some(self.spawn_watch(ctx.started, true));
-                    }
-                }
-                Phase::Final => {
-                    let healed = self
-                        .verdict
-                        .timings
-                        .iter()
-                        .find(|t| t.label == "healed")
-                        .map(|t| t.at_ms)
-                        .unwrap_or(0);
-                    // The watcher stops early once all rejoined; give it the limit.
-                    if let Some(w) = self.rejoin.take() {
-                        let limit = Duration::from_millis(healed) + self.cfg.rejoin_within;
-                        w.wait_until(ctx.started + limit).await;
-                        self.collect("rejoined the ISR", healed, self.cfg.rejoin_within, Some(w))
-                            .await;
-                    }
-                    if let Some(load) = self.load.take()
-                        && let Ok((ok, failed)) = load.finish().await
-                    {
-                        self.verdict
-                            .evidence(format!("acks=1 load: {ok} acknowledged, {failed} failed"));
-                    }
-                }
-            }
-        })
-    }
-
-    fn verdict(&mut self) -> Verdict {
-        let mut v = self.verdict.clone();
-        if v.status == crate::scenario::Status::Pass {
-            if self.watched.is_empty() {
-                v.fail("the checker never watched a follower (fault not applied?)");
-            } else {
-                v.pass(format!(
-                    "{} follower(s) left the ISR within {:?} and rejoined within {:?} of the heal",
-                    self.watched.len(),
-                    self.cfg.shrink_within,
-                    self.cfg.rejoin_within
+    fn check(&self, h: &History) -> Verdict {
+        let mut v = Verdict::new(&self.name());
+        let windows = fault_windows(h);
+        if windows.is_empty() {
+            v.unknown("no fault took effect: the history has no nemesis start the proxy confirmed");
+            return v;
+        }
+        v.evidence(format!(
+            "limits: leave the ISR within {}, rejoin within {} of the heal",
+            self.shrink.describe(),
+            self.rejoin.describe()
+        ));
+        let end = last_time(h);
+        let names = self.info.names();
+        let mut watched_total = 0;
+        for w in &windows {
+            let Some(parts) = partitions_at(h, &self.topic, w.start) else {
+                v.unknown(format!(
+                    "fault {} ({}): topic {} was never observed with leaders before it",
+                    w.id, w.label, self.topic
                 ));
+                continue;
+            };
+            let targets = window_targets(w, &names, &self.nodes);
+            let target_ids: Vec<i32> = targets
+                .iter()
+                .filter_map(|n| self.info.by_name(n).map(|b| b.id))
+                .collect();
+            let watched: Vec<(i32, i32, i32)> = parts
+                .iter()
+                .flat_map(|p| target_ids.iter().map(move |t| (p, *t)))
+                .filter(|(p, t)| {
+                    p.leader != *t && !target_ids.contains(&p.leader) && p.replicas.contains(t)
+                })
+                .map(|(p, t)| (p.partition, p.leader, t))
+                .collect();
+            if watched.is_empty() {
+                v.unknown(format!(
+                    "fault {} ({}): its targets {targets:?} follow no partition of {} whose leader is reachable",
+                    w.id, w.label, self.topic
+                ));
+                continue;
+            }
+            watched_total += watched.len();
+            let fault_end = w.end_or(end);
+            let acked = sends(h, &self.topic)
+                .iter()
+                .filter(|s| s.is_ok() && s.within(w))
+                .count();
+            v.evidence(format!(
+                "fault {} ({}) from {} ms: watching (partition, leader, follower) {watched:?}; {acked} record(s) acknowledged during it",
+                w.id,
+                w.label,
+                crate::scenario::window::ms(w.start)
+            ));
+            for (p, leader, follower) in watched {
+                let leader_name = self.info.name_of(leader);
+                let who = format!(
+                    "{} in {}-{p} (leader {leader_name})",
+                    self.info.name_of(follower),
+                    self.topic
+                );
+                let left = first_seen(h, &leader_name, METADATA, w.start, fault_end, |o| {
+                    partition(o, &self.topic, p).is_some_and(|x| !x.isr.contains(&follower))
+                });
+                match left {
+                    Some(i) if i.lo.saturating_sub(w.start) > self.shrink.ns() => v.fail(format!(
+                        "{who} left the ISR only {} after the fault, limit {}",
+                        i.after(w.start),
+                        self.shrink.describe()
+                    )),
+                    Some(i) => {
+                        v.evidence(format!("{who}: left the ISR {} after the fault", i.after(w.start)));
+                        v.measured(
+                            "left-isr",
+                            format!("{} left the ISR", self.info.name_of(follower)),
+                            i,
+                            w.start,
+                        );
+                    }
+                    None if answered(h, &leader_name, METADATA, w.start, fault_end) == 0 => v.unknown(
+                        format!("{who}: the leader answered no metadata poll during the fault"),
+                    ),
+                    None if acked == 0 => v.unknown(format!(
+                        "{who}: still in the ISR, but no record was acknowledged during the fault (a follower that is not behind is never removed)"
+                    )),
+                    None if fault_end.saturating_sub(w.start) < self.shrink.ns() => v.unknown(format!(
+                        "{who}: still in the ISR when the fault ended after {} ms, shorter than the limit {}",
+                        crate::scenario::window::ms(fault_end - w.start),
+                        self.shrink.describe()
+                    )),
+                    None => v.fail(format!(
+                        "{who}: never left the ISR during the fault (limit {})",
+                        self.shrink.describe()
+                    )),
+                }
+                let Some(healed) = w.healed else {
+                    v.unknown(format!("{who}: the fault was never healed"));
+                    continue;
+                };
+                let back = first_seen(h, &leader_name, METADATA, healed, end, |o| {
+                    partition(o, &self.topic, p).is_some_and(|x| x.isr.contains(&follower))
+                });
+                match back {
+                    Some(i) if i.lo.saturating_sub(healed) > self.rejoin.ns() => v.fail(format!(
+                        "{who} rejoined the ISR only {} after the heal, limit {}",
+                        i.after(healed),
+                        self.rejoin.describe()
+                    )),
+                    Some(i) => {
+                        v.evidence(format!("{who}: rejoined the ISR {} after the heal", i.after(healed)));
+                        v.measured(
+                            "rejoined-isr",
+                            format!("{} rejoined the ISR", self.info.name_of(follower)),
+                            i,
+                            healed,
+                        );
+                    }
+                    None if answered(h, &leader_name, METADATA, healed, end) == 0 => v.unknown(
+                        format!("{who}: the leader answered no metadata poll after the heal"),
+                    ),
+                    None if end.saturating_sub(healed) < self.rejoin.ns() => v.unknown(format!(
+                        "{who}: not back in the ISR when the run ended {} ms after the heal, before the limit {}",
+                        crate::scenario::window::ms(end - healed),
+                        self.rejoin.describe()
+                    )),
+                    None => v.fail(format!(
+                        "{who}: never rejoined the ISR after the heal (limit {})",
+                        self.rejoin.describe()
+                    )),
+                }
             }
         }
+        if watched_total == 0 {
+            v.unknown("no follower was watched in any fault");
+        }
+        v.pass(format!(
+            "{watched_total} follower(s) left the ISR within {} and rejoined within {} of the heal",
+            self.shrink.describe(),
+            self.rejoin.describe()
+        ));
         v
     }
 }

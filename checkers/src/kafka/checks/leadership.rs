@@ -2,297 +2,250 @@
 //! majority side, and when the isolated broker was the active KRaft controller, a
 //! majority node takes over the metadata quorum with a higher epoch.
 //!
-//! Leadership moves only after the controller fences the broker
-//! (`broker.session.timeout.ms`), so the default limit is a few session timeouts.
-//! The checker creates a topic with one partition led by each broker, so whichever
-//! broker the fault isolates leads one of them.
+//! The driver creates a topic with one partition led by each broker, so whichever
+//! broker a fault isolates leads one of them. The check reads leaders from the
+//! poller's metadata observations of the brokers outside the fault's targets, and the
+//! controller from their DescribeQuorum observations. Leadership moves only after the
+//! controller fences the broker (`broker.session.timeout.ms`): the default limit is 3
+//! session timeouts.
+//!
+//! FAIL: a move seen later than the limit (even at the earliest instant the polls
+//! allow), or never although the majority answered polls through a fault at least as
+//! long as the limit. UNKNOWN: no fault, the topic never observed before it, no poll
+//! answered, or no fault isolated a broker that led anything (such a fault is not
+//! judged: in a schedule, a later fault may isolate a broker that leads nothing).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use rift_history::History;
 use serde::Deserialize;
 
-use super::{
-    Watcher, active_controller, create_topic, fault_targets, humantime_de, rotation, sleep_or_stop,
-    verdict_after_fault,
+use super::seen::{
+    METADATA, QUORUM, answered, controller_at, first_seen_any, partition, partitions_at,
 };
+use super::{KafkaTimings, Limit, opt_humantime_de, rotation, window_targets};
 use crate::kafka::ClusterInfo;
-use crate::kafka::client::{self, PartitionView, TopicSpec};
-use crate::kafka::wire::{QuorumView, describe_quorum};
-use crate::scenario::{BoxFuture, Checker, Phase, ScenarioContext, Verdict};
+use crate::kafka::client::TopicSpec;
+use crate::kafka::ops::create_topic_recorded;
+use crate::scenario::check::{Driver, HistoryCheck};
+use crate::scenario::window::{FaultWindow, Interval, fault_windows, last_time, ms};
+use crate::scenario::{BoxFuture, Phase, ScenarioContext, Verdict};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StepDownConfig {
-    #[serde(default = "default_topic")]
-    pub topic: String,
+    #[serde(default)]
+    pub topic: Option<String>,
     /// The isolated broker(s); default: the fault's target or minority.
     #[serde(default)]
     pub nodes: Vec<String>,
-    #[serde(default = "default_within", deserialize_with = "humantime_de")]
-    pub within: Duration,
+    /// Default: 3 × `broker.session.timeout.ms`.
+    #[serde(default, deserialize_with = "opt_humantime_de")]
+    pub within: Option<Duration>,
 }
 
-fn default_topic() -> String {
-    "rift-leaders".into()
-}
-fn default_within() -> Duration {
-    Duration::from_secs(15)
-}
-
-impl Default for StepDownConfig {
-    fn default() -> Self {
-        Self {
-            topic: default_topic(),
-            nodes: Vec::new(),
-            within: default_within(),
-        }
-    }
-}
-
-#[derive(Debug, Default)]
-struct Moves {
-    /// partition -> (new leader id, at ms)
-    partitions: Vec<(i32, Option<(i32, u64)>)>,
-    /// new controller, its epoch, at ms
-    controller: Option<(String, i32, u64)>,
-}
-
-pub struct LeaderStepDownChecker {
-    info: ClusterInfo,
+pub fn build(
+    info: &ClusterInfo,
     cfg: StepDownConfig,
-    topic: String,
-    partitions: Vec<PartitionView>,
-    controller: Option<(String, QuorumView)>,
-    targets: Vec<String>,
-    expect_controller_move: bool,
-    watch: Option<Watcher<Moves>>,
-    applied_ms: u64,
-    verdict: Verdict,
-}
-
-impl LeaderStepDownChecker {
-    pub fn new(info: ClusterInfo, cfg: StepDownConfig) -> Self {
-        let topic = format!("{}-{:06x}", cfg.topic, rand::random::<u32>() & 0xff_ffff);
-        Self {
-            info,
-            cfg,
+    t: KafkaTimings,
+) -> (LeadersDriver, LeaderStepDown) {
+    let topic = super::topic_name(cfg.topic.as_deref().unwrap_or("rift-leaders"));
+    (
+        LeadersDriver {
+            info: info.clone(),
+            topic: topic.clone(),
+        },
+        LeaderStepDown {
+            info: info.clone(),
             topic,
-            partitions: Vec::new(),
-            controller: None,
-            targets: Vec::new(),
-            expect_controller_move: false,
-            watch: None,
-            applied_ms: 0,
-            verdict: Verdict::new("kafka-leader-step-down"),
-        }
-    }
-
-    async fn baseline(&mut self) {
-        let ids: Vec<i32> = self.info.brokers.iter().map(|b| b.id).collect();
-        let mut spec = TopicSpec::new(&self.topic, ids.len() as i32, 3);
-        spec.assignment = Some(rotation(&ids, ids.len().min(3)));
-        match create_topic(&self.info, &spec).await {
-            Ok(parts) => self.partitions = parts,
-            Err(e) => {
-                return self.verdict.fail(e);
-            }
-        }
-        self.controller = active_controller(&self.info).await;
-        self.verdict.evidence(format!(
-            "baseline: leaders {:?}, active controller {:?}",
-            self.partitions
-                .iter()
-                .map(|p| (p.partition, self.info.name_of(p.leader)))
-                .collect::<Vec<_>>(),
-            self.controller.as_ref().map(|(n, v)| (n, v.leader_epoch))
-        ));
-    }
-
-    fn fault_applied(&mut self, ctx: &ScenarioContext) {
-        if self.partitions.is_empty() {
-            return;
-        }
-        self.applied_ms = ctx.now_ms();
-        self.verdict.timing("fault applied", self.applied_ms);
-        self.targets = fault_targets(ctx, &self.cfg.nodes);
-        let target_ids: Vec<i32> = self
-            .targets
-            .iter()
-            .filter_map(|n| self.info.by_name(n).map(|b| b.id))
-            .collect();
-        let majority: Vec<String> = self
-            .info
-            .names()
-            .into_iter()
-            .filter(|n| !self.targets.contains(n))
-            .collect();
-        let watched: Vec<i32> = self
-            .partitions
-            .iter()
-            .filter(|p| target_ids.contains(&p.leader))
-            .map(|p| p.partition)
-            .collect();
-        let baseline_epoch = match &self.controller {
-            Some((name, view)) if self.targets.contains(name) => Some(view.leader_epoch),
-            _ => None,
-        };
-        self.expect_controller_move = baseline_epoch.is_some();
-        if watched.is_empty() && baseline_epoch.is_none() {
-            return self.verdict.fail(format!(
-                "the fault targets {:?}, which lead no partition of {} and are not the active controller",
-                self.targets, self.topic
-            ));
-        }
-        let info = self.info.clone();
-        let topic = self.topic.clone();
-        let started = ctx.started;
-        self.watch = Some(Watcher::spawn(move |mut stop| async move {
-            watch_moves(
-                info,
-                topic,
-                majority,
-                target_ids,
-                watched,
-                baseline_epoch,
-                started,
-                &mut stop,
-            )
-            .await
-        }));
-    }
-
-    fn judge(&mut self, moves: Moves) {
-        let limit = self.cfg.within.as_millis() as u64;
-        for (partition, moved) in moves.partitions {
-            match moved {
-                Some((leader, at)) if at - self.applied_ms.min(at) <= limit => {
-                    self.verdict.evidence(format!(
-                        "{}-{partition}: leader moved to {} {} ms after the fault",
-                        self.topic,
-                        self.info.name_of(leader),
-                        at.saturating_sub(self.applied_ms)
-                    ));
-                    self.verdict
-                        .timing(format!("{}-{partition} new leader", self.topic), at);
-                }
-                Some((_, at)) => self.verdict.fail(format!(
-                    "{}-{partition}: leader moved only {} ms after the fault, limit {:?}",
-                    self.topic,
-                    at.saturating_sub(self.applied_ms),
-                    self.cfg.within
-                )),
-                None => self.verdict.fail(format!(
-                    "{}-{partition}: still led by an isolated broker ({:?}) at the end of the hold",
-                    self.topic, self.targets
-                )),
-            }
-        }
-        if self.expect_controller_move {
-            match moves.controller {
-                Some((name, epoch, at)) => {
-                    self.verdict.evidence(format!(
-                        "KRaft controller moved to {name} (epoch {epoch}) {} ms after the fault",
-                        at.saturating_sub(self.applied_ms)
-                    ));
-                    self.verdict.timing("new active controller", at);
-                }
-                None => self.verdict.fail(format!(
-                    "no majority node became the active controller (isolated {:?} was)",
-                    self.targets
-                )),
-            }
-        }
-    }
+            nodes: cfg.nodes,
+            within: Limit::new(
+                cfg.within,
+                t.session * 3,
+                format!(
+                    "3 × broker.session.timeout.ms of {} ms",
+                    t.session.as_millis()
+                ),
+            ),
+        },
+    )
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn watch_moves(
+pub struct LeadersDriver {
     info: ClusterInfo,
     topic: String,
-    majority: Vec<String>,
-    target_ids: Vec<i32>,
-    watched: Vec<i32>,
-    baseline_epoch: Option<i32>,
-    started: Instant,
-    stop: &mut tokio::sync::watch::Receiver<bool>,
-) -> Moves {
-    let mut moves = Moves {
-        partitions: watched.iter().map(|p| (*p, None)).collect(),
-        controller: None,
-    };
-    let now = || started.elapsed().as_millis() as u64;
-    loop {
-        for name in &majority {
-            let Some(b) = info.by_name(name) else {
-                continue;
-            };
-            if moves.partitions.iter().any(|(_, m)| m.is_none())
-                && let Ok(view) =
-                    client::metadata_from(b.direct_client, Some(&topic), Duration::from_secs(2))
-                        .await
-            {
-                for (partition, moved) in moves.partitions.iter_mut() {
-                    if moved.is_some() {
-                        continue;
-                    }
-                    if let Some(p) = view.partitions.iter().find(|p| p.partition == *partition)
-                        && p.leader >= 0
-                        && !target_ids.contains(&p.leader)
-                    {
-                        *moved = Some((p.leader, now()));
-                    }
-                }
-            }
-            if let Some(epoch) = baseline_epoch
-                && moves.controller.is_none()
-                && let Ok(q) = describe_quorum(b.direct_controller, Duration::from_secs(1)).await
-                && q.is_leader()
-                && q.leader_epoch > epoch
-            {
-                moves.controller = Some((name.clone(), q.leader_epoch, now()));
-            }
-        }
-        let done = moves.partitions.iter().all(|(_, m)| m.is_some())
-            && (baseline_epoch.is_none() || moves.controller.is_some());
-        if done || sleep_or_stop(stop, Duration::from_millis(200)).await {
-            return moves;
-        }
-    }
 }
 
-impl Checker for LeaderStepDownChecker {
-    fn name(&self) -> String {
-        self.verdict.checker.clone()
-    }
-
+impl Driver for LeadersDriver {
     fn on_phase<'a>(&'a mut self, phase: Phase, ctx: &'a ScenarioContext) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            match phase {
-                Phase::Baseline => self.baseline().await,
-                Phase::FaultApplied => self.fault_applied(ctx),
-                Phase::HoldEnd => {
-                    if let Some(w) = self.watch.take() {
-                        match w.finish().await {
-                            Ok(moves) => self.judge(moves),
-                            Err(e) => self.verdict.fail(e),
-                        }
-                    }
-                }
-                Phase::Healed | Phase::Final => {}
+            if phase == Phase::Baseline {
+                let ids: Vec<i32> = self.info.brokers.iter().map(|b| b.id).collect();
+                let mut spec = TopicSpec::new(&self.topic, ids.len() as i32, 3);
+                spec.assignment = Some(rotation(&ids, ids.len().min(3)));
+                let _ = create_topic_recorded(&self.info, &spec, &ctx.recorder).await;
             }
         })
     }
+}
 
-    fn verdict(&mut self) -> Verdict {
-        let controller = if self.expect_controller_move {
-            ", and so did the KRaft controller"
-        } else {
-            ""
-        };
-        let summary = format!(
-            "leadership left the isolated broker(s) {:?} within {:?}{controller}",
-            self.targets, self.cfg.within
-        );
-        verdict_after_fault(&self.verdict, self.applied_ms, || summary)
+pub struct LeaderStepDown {
+    info: ClusterInfo,
+    topic: String,
+    nodes: Vec<String>,
+    within: Limit,
+}
+
+impl LeaderStepDown {
+    /// Judges one move: `seen` is when a majority broker first showed it.
+    #[allow(clippy::too_many_arguments)]
+    fn judge_move(
+        &self,
+        v: &mut Verdict,
+        h: &History,
+        w: &FaultWindow,
+        majority: &[String],
+        kind: &str,
+        what: &str,
+        seen: Option<(String, Interval)>,
+    ) {
+        let end = w.end_or(last_time(h));
+        match seen {
+            Some((node, i)) if i.lo.saturating_sub(w.start) > self.within.ns() => v.fail(format!(
+                "{what} only {} after the fault (seen by {node}), limit {}",
+                i.after(w.start),
+                self.within.describe()
+            )),
+            Some((node, i)) => {
+                v.evidence(format!(
+                    "{what} {} after the fault (seen by {node})",
+                    i.after(w.start)
+                ));
+                let name = if kind == QUORUM {
+                    "new-controller"
+                } else {
+                    "new-partition-leader"
+                };
+                v.measured(name, what.to_string(), i, w.start);
+            }
+            None if majority
+                .iter()
+                .all(|n| answered(h, n, kind, w.start, end) == 0) =>
+            {
+                v.unknown(format!(
+                    "{what}: no broker outside the fault ({majority:?}) answered a poll during it"
+                ))
+            }
+            None if end.saturating_sub(w.start) < self.within.ns() => v.unknown(format!(
+                "{what}: not seen when the fault ended after {} ms, shorter than the limit {}",
+                ms(end - w.start),
+                self.within.describe()
+            )),
+            None => v.fail(format!(
+                "{what}: never seen during the fault (limit {})",
+                self.within.describe()
+            )),
+        }
+    }
+}
+
+impl LeaderStepDown {
+    /// The topic judged (its driver's).
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+}
+
+impl HistoryCheck for LeaderStepDown {
+    fn name(&self) -> String {
+        "kafka-leader-step-down".into()
+    }
+
+    fn check(&self, h: &History) -> Verdict {
+        let mut v = Verdict::new(&self.name());
+        let windows = fault_windows(h);
+        if windows.is_empty() {
+            v.unknown("no fault took effect: the history has no nemesis start the proxy confirmed");
+            return v;
+        }
+        v.evidence(format!("limit: {}", self.within.describe()));
+        let names = self.info.names();
+        let end = last_time(h);
+        let mut judged = 0;
+        for w in &windows {
+            let tag = format!("fault {} ({})", w.id, w.label);
+            let targets = window_targets(w, &names, &self.nodes);
+            let target_ids: Vec<i32> = targets
+                .iter()
+                .filter_map(|n| self.info.by_name(n).map(|b| b.id))
+                .collect();
+            let majority: Vec<String> = names
+                .iter()
+                .filter(|n| !targets.contains(n))
+                .cloned()
+                .collect();
+            let Some(parts) = partitions_at(h, &self.topic, w.start) else {
+                v.unknown(format!(
+                    "{tag}: topic {} was never observed with leaders before it",
+                    self.topic
+                ));
+                continue;
+            };
+            let led: Vec<i32> = parts
+                .iter()
+                .filter(|p| target_ids.contains(&p.leader))
+                .map(|p| p.partition)
+                .collect();
+            let controller = controller_at(h, w.start);
+            let controller_isolated = controller.as_ref().filter(|(n, _)| targets.contains(n));
+            v.evidence(format!(
+                "{tag}: targets {targets:?}; leaders before it {:?}; active controller {controller:?}",
+                parts
+                    .iter()
+                    .map(|p| (p.partition, self.info.name_of(p.leader)))
+                    .collect::<Vec<_>>()
+            ));
+            if led.is_empty() && controller_isolated.is_none() {
+                // Judged per fault where it means something: in a schedule, a later
+                // fault may isolate a broker that no longer leads anything.
+                v.evidence(format!(
+                    "{tag}: its targets {targets:?} lead no partition of {} and are not the active controller: not judged",
+                    self.topic
+                ));
+                continue;
+            }
+            judged += 1;
+            let fault_end = w.end_or(end);
+            for p in led {
+                let seen = first_seen_any(h, &majority, METADATA, w.start, fault_end, |o| {
+                    partition(o, &self.topic, p)
+                        .is_some_and(|x| x.leader >= 0 && !target_ids.contains(&x.leader))
+                });
+                let what = format!(
+                    "{tag}: {}-{p} led by a broker outside the fault",
+                    self.topic
+                );
+                self.judge_move(&mut v, h, w, &majority, METADATA, &what, seen);
+            }
+            if let Some((old, epoch)) = controller_isolated {
+                let seen = first_seen_any(h, &majority, QUORUM, w.start, fault_end, |o| {
+                    o["leads"].as_bool() == Some(true)
+                        && o["leader_epoch"].as_i64().is_some_and(|e| e > *epoch)
+                });
+                let what = format!("{tag}: KRaft controller moved off {old} (epoch > {epoch})");
+                self.judge_move(&mut v, h, w, &majority, QUORUM, &what, seen);
+            }
+        }
+        if judged == 0 {
+            v.unknown(format!(
+                "no fault isolated a broker that led a partition of {} or the KRaft controller",
+                self.topic
+            ));
+        }
+        v.pass(format!(
+            "leadership left the isolated broker(s) within {} of each fault",
+            self.within.describe()
+        ));
+        v
     }
 }

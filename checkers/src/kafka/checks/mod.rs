@@ -1,12 +1,19 @@
-//! The Kafka checkers. Each implements [`Checker`](crate::scenario::Checker): it sets
-//! up what it needs at `Baseline` (its own topic, placed so the fault hits the right
-//! broker), spawns its watchers at `FaultApplied` / `Healed`, collects them at
-//! `HoldEnd` / `Final`, and judges in `verdict()`. Failing to observe is a FAIL.
+//! The Kafka checkers, each a pure function of the run's history
+//! ([`HistoryCheck`](crate::scenario::check::HistoryCheck)) with a driver
+//! ([`Driver`](crate::scenario::check::Driver)) that does the client side: it creates
+//! the checker's own topic (placed so the fault hits the right broker), produces, and
+//! reads the partitions back after the heal, every operation recorded in the history.
+//! No checker polls the cluster: leaders, ISRs and the KRaft quorum come from the run's
+//! one poller ([`crate::kafka::observe`]). Missing evidence is UNKNOWN, naming what is
+//! missing; limits not given in the scenario derive from the cluster's settings
+//! ([`KafkaTimings`]).
 //!
 //! - [`isr`]: an isolated follower leaves the ISR and rejoins after heal.
-//! - [`acks`]: acks=all is rejected with NOT_ENOUGH_REPLICAS while acks=1 succeeds.
-//! - [`loss`]: acks=1 records acknowledged by an isolated leader are truncated, no
-//!   acks=all record is ever lost, and every acknowledged record is read back in order.
+//! - [`acks`]: every acks=all send during the fault is refused or indeterminate, at
+//!   least one with NOT_ENOUGH_REPLICAS, while acks=1 succeeds.
+//! - [`loss`]: acks=1 records acknowledged by an isolated leader are lost (or kept, as
+//!   the scenario states), no acks=all record is ever lost, and every acknowledged record
+//!   is read back in order.
 //! - [`leadership`]: partition leadership and the KRaft controller leave an isolated
 //!   broker.
 //! - [`quorum`]: the majority side keeps a metadata leader and creates topics; a side
@@ -17,17 +24,18 @@ pub mod isr;
 pub mod leadership;
 pub mod loss;
 pub mod quorum;
+pub mod seen;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use rift_history::{Entry, Nanos, Recorder};
 use serde::{Deserialize, Deserializer};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::ClusterInfo;
-use super::client::{self, PartitionView, TopicSpec};
 use super::wire::{QuorumView, describe_quorum};
-use crate::scenario::{ScenarioContext, Status, Verdict};
+use crate::scenario::window::FaultWindow;
 
 /// Deserializes a humantime duration ("3s", "1m 30s") from a checker table.
 pub fn humantime_de<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
@@ -36,40 +44,132 @@ pub fn humantime_de<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Erro
         .map_err(|e| serde::de::Error::custom(format!("invalid duration {text:?}: {e}")))
 }
 
-/// The nodes a fault is aimed at: an explicit list, else the `target` binding, else
-/// the nodes the fault left without a quorum, else the nodes named in every
-/// node-to-node rule (an inline cut of one node on some endpoints). The `leader`
-/// binding alone says nothing: the runner binds every role for every fault.
-pub fn fault_targets(ctx: &ScenarioContext, explicit: &[String]) -> Vec<String> {
+/// Like [`humantime_de`] for a limit that defaults to one derived from the cluster.
+pub fn opt_humantime_de<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    humantime_de(d).map(Some)
+}
+
+/// The broker settings Kafka's failure detection runs on, from the lab's settings (or
+/// Kafka's defaults for a cluster rift did not start). Limits a scenario leaves out
+/// derive from these, never from the hold (a limit equal to the hold cannot fail).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct KafkaTimings {
+    /// `replica.lag.time.max.ms`: a follower leaves the ISR 1–1.5× this after it stops
+    /// fetching.
+    pub lag: Duration,
+    /// `broker.session.timeout.ms`: the controller fences a silent broker and moves its
+    /// partition leadership.
+    pub session: Duration,
+    /// `controller.quorum.fetch.timeout.ms`: voters elect a new controller after this
+    /// (check-quorum: 1.5×).
+    pub quorum_fetch: Duration,
+}
+
+impl Default for KafkaTimings {
+    /// Kafka 4.x's own defaults.
+    fn default() -> Self {
+        Self {
+            lag: Duration::from_millis(30_000),
+            session: Duration::from_millis(9_000),
+            quorum_fetch: Duration::from_millis(2_000),
+        }
+    }
+}
+
+impl KafkaTimings {
+    /// From a lab's `settings()`: its `timings`, then its `overrides` (applied last).
+    pub fn from_settings(settings: &serde_json::Value) -> Self {
+        let get = |key: &str| -> Option<Duration> {
+            let overridden = settings["overrides"].as_array().and_then(|o| {
+                o.iter()
+                    .rev()
+                    .find(|kv| kv[0].as_str() == Some(key))
+                    .and_then(|kv| kv[1].as_str())
+            });
+            let text = overridden.or_else(|| settings["timings"][key].as_str())?;
+            text.trim().parse::<u64>().ok().map(Duration::from_millis)
+        };
+        let d = Self::default();
+        Self {
+            lag: get("replica.lag.time.max.ms").unwrap_or(d.lag),
+            session: get("broker.session.timeout.ms").unwrap_or(d.session),
+            quorum_fetch: get("controller.quorum.fetch.timeout.ms").unwrap_or(d.quorum_fetch),
+        }
+    }
+}
+
+/// A limit: the scenario's, or a derived default, with where it came from.
+#[derive(Debug, Clone)]
+pub struct Limit {
+    pub limit: Duration,
+    pub why: String,
+}
+
+impl Limit {
+    pub fn new(given: Option<Duration>, derived: Duration, why: impl Into<String>) -> Self {
+        match given {
+            Some(limit) => Self {
+                limit,
+                why: "the scenario's setting".into(),
+            },
+            None => Self {
+                limit: derived,
+                why: why.into(),
+            },
+        }
+    }
+
+    pub fn ns(&self) -> Nanos {
+        u64::try_from(self.limit.as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    pub fn describe(&self) -> String {
+        format!("{} ms ({})", self.limit.as_millis(), self.why)
+    }
+}
+
+/// The nodes a fault is aimed at, from the history's record of it: an explicit list,
+/// else the `target` binding, else the nodes the fault left without a quorum, else the
+/// nodes named in every node-to-node rule (an inline cut of one node on some
+/// endpoints). The `leader` binding alone says nothing: every role is bound.
+pub fn window_targets(w: &FaultWindow, nodes: &[String], explicit: &[String]) -> Vec<String> {
     if !explicit.is_empty() {
         return explicit.to_vec();
     }
-    let Some(fault) = &ctx.fault else {
-        return Vec::new();
-    };
-    if let Some(node) = fault.bindings.get("target") {
+    if let Some(node) = w.bindings.get("target") {
         return vec![node.clone()];
     }
-    if !fault.minority.is_empty() {
-        return fault.minority.clone();
+    if !w.minority.is_empty() {
+        return w.minority.clone();
     }
-    let between_nodes: Vec<_> = fault
+    let rules: Vec<(String, String)> = w
         .rules
-        .iter()
-        .filter(|r| ctx.nodes.contains(&r.from) && ctx.nodes.contains(&r.to))
-        .collect();
-    if between_nodes.is_empty() {
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|r| {
+                    Some((
+                        r["from"].as_str()?.to_string(),
+                        r["to"].as_str()?.to_string(),
+                    ))
+                })
+                .filter(|(f, t)| nodes.contains(f) && nodes.contains(t))
+                .collect()
+        })
+        .unwrap_or_default();
+    if rules.is_empty() {
         return Vec::new();
     }
-    ctx.nodes
+    nodes
         .iter()
-        .filter(|n| between_nodes.iter().all(|r| &r.from == *n || &r.to == *n))
+        .filter(|n| rules.iter().all(|(f, t)| f == *n || t == *n))
         .cloned()
         .collect()
 }
 
 /// The active KRaft controller: the node that answers DescribeQuorum as leader with
-/// the highest epoch.
+/// the highest epoch. (For placing a topic and for progress lines; checkers read the
+/// controller from the history.)
 pub async fn active_controller(info: &ClusterInfo) -> Option<(String, QuorumView)> {
     let mut best: Option<(String, QuorumView)> = None;
     for b in &info.brokers {
@@ -85,55 +185,9 @@ pub async fn active_controller(info: &ClusterInfo) -> Option<(String, QuorumView
     best
 }
 
-/// Waits for the active controller for up to `timeout`.
-pub async fn wait_controller(
-    info: &ClusterInfo,
-    timeout: Duration,
-) -> Option<(String, QuorumView)> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(found) = active_controller(info).await {
-            return Some(found);
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// Creates a checker's topic, asking the first broker directly (not through rift), with
-/// the error worded for a verdict.
-pub async fn create_topic(
-    info: &ClusterInfo,
-    spec: &TopicSpec,
-) -> Result<Vec<PartitionView>, String> {
-    client::create_topic(
-        &info.bootstrap(),
-        info.brokers[0].direct_client,
-        spec,
-        Duration::from_secs(30),
-    )
-    .await
-    .map_err(|e| format!("cannot create topic {}: {e}", spec.name))
-}
-
-/// The final verdict of a checker whose property is about a fault: it passes with
-/// `summary` only if nothing failed and a fault phase was actually observed.
-pub fn verdict_after_fault(
-    verdict: &Verdict,
-    applied_ms: u64,
-    summary: impl FnOnce() -> String,
-) -> Verdict {
-    let mut v = verdict.clone();
-    if v.status == Status::Pass {
-        if applied_ms == 0 {
-            v.fail("no fault phase was observed");
-        } else {
-            v.pass(summary());
-        }
-    }
-    v
+/// A checker's topic name: its prefix and a random suffix that keeps re-runs apart.
+pub fn topic_name(prefix: &str) -> String {
+    format!("{prefix}-{:06x}", rand::random::<u32>() & 0xff_ffff)
 }
 
 /// One partition per broker, partition `i` led (preferred) by the `i`-th broker, so
@@ -151,7 +205,45 @@ pub fn led_by(ids: &[i32], leader: i32, rf: usize) -> Vec<Vec<i32>> {
     vec![row]
 }
 
-/// A background task that runs until told to stop, then hands back what it saw.
+/// Waits until the poller's newest observation of `topic` (from any broker, polled
+/// after `since`) shows every partition with a leader and its whole replica set in
+/// the ISR: truncation after a heal is over and the logs can be read back. Reads the
+/// recorder, never the cluster.
+pub async fn wait_in_sync(
+    recorder: &Recorder,
+    topic: &str,
+    partitions: usize,
+    since: Nanos,
+    within: Duration,
+) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let newest = recorder.find_last(|e| match e {
+            Entry::Observation(o)
+                if o.observation == seen::METADATA && o.error.is_none() && o.started >= since =>
+            {
+                seen::topic_partitions(&o.value, topic)
+            }
+            _ => None,
+        });
+        if let Some(parts) = &newest
+            && parts.len() == partitions
+            && parts
+                .iter()
+                .all(|p| p.leader >= 0 && p.isr.len() == p.replicas.len())
+        {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!(
+                "{topic} has no full ISR in the poller's observations {within:?} after the heal: newest {newest:?}"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A background task that runs until told to stop, then hands back what it did.
 pub struct Watcher<T> {
     stop: watch::Sender<bool>,
     handle: JoinHandle<T>,
@@ -171,11 +263,9 @@ impl<T: Send + 'static> Watcher<T> {
         }
     }
 
-    /// Waits (without stopping it) until the task ends on its own or `deadline`.
-    pub async fn wait_until(&self, deadline: Instant) {
-        while !self.handle.is_finished() && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+    /// True once the task has returned on its own.
+    pub fn is_finished(&self) -> bool {
+        self.handle.is_finished()
     }
 
     /// Tells the task to stop without waiting for it.
@@ -188,7 +278,7 @@ impl<T: Send + 'static> Watcher<T> {
         let _ = self.stop.send(true);
         self.handle
             .await
-            .map_err(|e| format!("watcher task failed: {e}"))
+            .map_err(|e| format!("client task failed: {e}"))
     }
 }
 
@@ -204,66 +294,4 @@ pub async fn sleep_or_stop(stop: &mut watch::Receiver<bool>, d: Duration) -> boo
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::scenario::AppliedFault;
-    use rift_proxy::fault::{Fault, LinkRule};
-
-    #[test]
-    fn rotation_gives_every_broker_one_lead() {
-        let r = rotation(&[1, 2, 3], 3);
-        assert_eq!(r, vec![vec![1, 2, 3], vec![2, 3, 1], vec![3, 1, 2]]);
-        assert_eq!(led_by(&[1, 2, 3, 4], 3, 3), vec![vec![3, 1, 2]]);
-    }
-
-    fn ctx(fault: Option<AppliedFault>) -> ScenarioContext {
-        ScenarioContext {
-            started: Instant::now(),
-            nodes: vec!["k1".into(), "k2".into(), "k3".into()],
-            hold: Duration::from_secs(1),
-            settle: Duration::from_secs(1),
-            fault,
-            baseline_leader: None,
-            recorder: rift_history::Recorder::new(Instant::now()),
-        }
-    }
-
-    fn rule(from: &str, to: &str) -> LinkRule {
-        LinkRule {
-            from: from.into(),
-            to: to.into(),
-            fault: Fault::Hold,
-            endpoints: vec!["replication".into()],
-        }
-    }
-
-    #[test]
-    fn targets_come_from_binding_minority_or_rules() {
-        assert!(fault_targets(&ctx(None), &[]).is_empty());
-        assert_eq!(
-            fault_targets(&ctx(None), &["k2".into()]),
-            vec!["k2".to_string()]
-        );
-        let mut f = AppliedFault::default();
-        f.bindings.insert("leader".into(), "k1".into());
-        f.rules = vec![
-            rule("k1", "k2"),
-            rule("k2", "k1"),
-            rule("k1", "k3"),
-            rule("k3", "k1"),
-            rule("client", "k2"),
-        ];
-        // Everyone keeps a quorum on the controller endpoint: k1 is in every cut.
-        assert_eq!(
-            fault_targets(&ctx(Some(f.clone())), &[]),
-            vec!["k1".to_string()]
-        );
-        f.minority = vec!["k3".into()];
-        assert_eq!(
-            fault_targets(&ctx(Some(f.clone())), &[]),
-            vec!["k3".to_string()]
-        );
-        f.bindings.insert("target".into(), "k2".into());
-        assert_eq!(fault_targets(&ctx(Some(f)), &[]), vec!["k2".to_string()]);
-    }
-}
+mod tests;

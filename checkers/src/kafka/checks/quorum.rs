@@ -1,270 +1,336 @@
 //! Quorum availability: in a majority/minority split the majority side keeps a KRaft
 //! metadata leader and can create a topic, while no minority node leads the quorum and
-//! a topic cannot be created next to it; with no majority anywhere (two-vs-two) no node
-//! leads and no topic can be created on either side.
+//! no topic is created next to it; with no majority anywhere (two-vs-two) no node
+//! leads and no topic is created on either side.
 //!
-//! Sides come from the runner (which nodes still reach a quorum on the `controller`
-//! endpoint), or `no_quorum = true` states that no side may have one. A CreateTopics
-//! request goes straight to one broker's real port ([`create_topic_at`]), which
-//! forwards it to the controller it knows through rift: the answer is that side's.
-//! An isolated Raft leader resigns after check-quorum (1.5 × fetch timeout), so
-//! minority probes start after `grace`.
+//! Sides come from the fault as the history recorded it (which nodes still reach a
+//! quorum on the `controller` endpoint), or `no_quorum = true` states that no side may
+//! have one. The driver sends CreateTopics straight to each broker's real port, which
+//! forwards it to the controller it knows through rift: the answer is that side's. An
+//! isolated Raft leader resigns after check-quorum (1.5 × fetch timeout), so minority
+//! nodes are judged after `grace`. Each request is a `create-topic` operation.
+//!
+//! A minority request that times out is indeterminate, not a refusal: the check
+//! resolves it from the poller's metadata. A topic listed by any broker during the
+//! fault was created during it (FAIL); one first listed after the heal took effect
+//! late; one never listed after the heal was never created.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use rift_history::{History, OpType};
 use serde::Deserialize;
 
-use super::{Watcher, humantime_de, sleep_or_stop, verdict_after_fault};
+use super::seen::{QUORUM, answered, topic_listed};
+use super::{KafkaTimings, Watcher, humantime_de, sleep_or_stop};
 use crate::kafka::ClusterInfo;
-use crate::kafka::wire::{create_topic_at, describe_quorum};
-use crate::scenario::{BoxFuture, Checker, Phase, ScenarioContext, Verdict};
+use crate::kafka::ops::create_topic_at_recorded;
+use crate::scenario::check::{Driver, HistoryCheck};
+use crate::scenario::window::{Interval, fault_windows, last_time, ms};
+use crate::scenario::{BoxFuture, Phase, ScenarioContext, Verdict};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct QuorumConfig {
-    /// Expect no side to keep a quorum, whatever the runner computed.
+    /// Expect no side to keep a quorum, whatever the fault's sides are.
     #[serde(default)]
     pub no_quorum: bool,
-    /// Time for an isolated leader to resign before minority nodes are judged.
-    #[serde(default = "default_grace", deserialize_with = "humantime_de")]
-    pub grace: Duration,
-    /// How long the broker waits for the controller on a CreateTopics probe (the
+    /// Time for an isolated leader to resign before minority nodes are judged;
+    /// default 3 × `controller.quorum.fetch.timeout.ms` (check-quorum is 1.5×).
+    #[serde(default, deserialize_with = "super::opt_humantime_de")]
+    pub grace: Option<Duration>,
+    /// How long the broker waits for the controller on a CreateTopics request (the
     /// broker may first spend `request.timeout.ms` on a held connection to the old
     /// controller before it forwards to the new one).
     #[serde(default = "default_create_timeout", deserialize_with = "humantime_de")]
     pub create_timeout: Duration,
 }
 
-fn default_grace() -> Duration {
-    Duration::from_secs(3)
-}
 fn default_create_timeout() -> Duration {
     Duration::from_secs(3)
 }
 
-impl Default for QuorumConfig {
-    fn default() -> Self {
-        Self {
-            no_quorum: false,
-            grace: default_grace(),
-            create_timeout: default_create_timeout(),
-        }
-    }
-}
-
-/// What one node showed during the hold.
-#[derive(Debug, Clone, Default)]
-struct NodeSeen {
-    /// Times (ms) at which the node answered DescribeQuorum as leader, after grace.
-    led_at: Vec<u64>,
-    /// (at ms, Kafka error code or probe error) of CreateTopics probes.
-    creates: Vec<(u64, Result<i16, String>)>,
-}
-
-pub struct QuorumAvailabilityChecker {
-    info: ClusterInfo,
+pub fn build(
+    info: &ClusterInfo,
     cfg: QuorumConfig,
-    majority: Vec<String>,
-    minority: Vec<String>,
-    watch: Option<Watcher<Vec<(String, NodeSeen)>>>,
-    applied_ms: u64,
-    verdict: Verdict,
+    t: KafkaTimings,
+) -> (QuorumDriver, QuorumAvailability) {
+    let grace = cfg.grace.unwrap_or(t.quorum_fetch * 3);
+    (
+        QuorumDriver {
+            info: info.clone(),
+            no_quorum: cfg.no_quorum,
+            grace,
+            create_timeout: cfg.create_timeout,
+            probes: None,
+        },
+        QuorumAvailability {
+            info: info.clone(),
+            no_quorum: cfg.no_quorum,
+            grace,
+        },
+    )
 }
 
-impl QuorumAvailabilityChecker {
-    pub fn new(info: ClusterInfo, cfg: QuorumConfig) -> Self {
-        Self {
-            info,
-            cfg,
-            majority: Vec::new(),
-            minority: Vec::new(),
-            watch: None,
-            applied_ms: 0,
-            verdict: Verdict::new("kafka-quorum-availability"),
-        }
-    }
+pub struct QuorumDriver {
+    info: ClusterInfo,
+    no_quorum: bool,
+    grace: Duration,
+    create_timeout: Duration,
+    probes: Option<Watcher<()>>,
+}
 
-    fn fault_applied(&mut self, ctx: &ScenarioContext) {
-        self.applied_ms = ctx.now_ms();
-        self.verdict.timing("fault applied", self.applied_ms);
-        let Some(fault) = &ctx.fault else {
-            return self.verdict.fail("no fault in the scenario context");
-        };
-        if self.cfg.no_quorum {
-            self.minority = self.info.names();
-        } else {
-            self.majority = fault.majority.clone();
-            self.minority = fault.minority.clone();
-        }
-        self.verdict.evidence(format!(
-            "expected: majority side {:?} keeps a quorum, {:?} does not",
-            self.majority, self.minority
-        ));
-        let info = self.info.clone();
-        let majority = self.majority.clone();
-        let cfg = self.cfg.clone();
-        let started = ctx.started;
-        self.watch = Some(Watcher::spawn(move |mut stop| async move {
-            probe_sides(info, majority, cfg, started, &mut stop).await
-        }));
-    }
-
-    fn judge(&mut self, seen: Vec<(String, NodeSeen)>) {
-        let topic_ok = |s: &NodeSeen| {
-            s.creates
-                .iter()
-                .find(|(_, r)| matches!(r, Ok(0)))
-                .map(|(at, _)| *at)
-        };
-        if !self.majority.is_empty() {
-            let led: Vec<(&String, u64)> = seen
-                .iter()
-                .filter(|(n, _)| self.majority.contains(n))
-                .filter_map(|(n, s)| s.led_at.first().map(|at| (n, *at)))
-                .collect();
-            match led.first() {
-                Some((n, at)) => {
-                    self.verdict
-                        .evidence(format!("majority side: {n} leads the metadata quorum"));
-                    self.verdict.timing(format!("{n} leads the quorum"), *at);
+impl Driver for QuorumDriver {
+    fn on_phase<'a>(&'a mut self, phase: Phase, ctx: &'a ScenarioContext) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            match phase {
+                Phase::FaultApplied => {
+                    let majority = match (&ctx.fault, self.no_quorum) {
+                        (Some(f), false) => f.majority.clone(),
+                        _ => Vec::new(),
+                    };
+                    let info = self.info.clone();
+                    let (grace, timeout) = (self.grace, self.create_timeout);
+                    let recorder = ctx.recorder.clone();
+                    self.probes = Some(Watcher::spawn(move |stop| async move {
+                        probe_sides(info, majority, grace, timeout, recorder, stop).await
+                    }));
                 }
-                None => self.verdict.fail(format!(
-                    "no node of the majority side {:?} led the metadata quorum",
-                    self.majority
-                )),
-            }
-            let created = seen
-                .iter()
-                .filter(|(n, _)| self.majority.contains(n))
-                .find_map(|(n, s)| topic_ok(s).map(|at| (n.clone(), at)));
-            match created {
-                Some((n, at)) => {
-                    self.verdict
-                        .evidence(format!("majority side: topic created through {n}"));
-                    self.verdict.timing("majority created a topic", at);
+                Phase::HoldEnd => {
+                    if let Some(w) = self.probes.take() {
+                        let _ = w.finish().await;
+                    }
                 }
-                None => self.verdict.fail(format!(
-                    "the majority side {:?} could not create a topic: {:?}",
-                    self.majority,
-                    seen.iter()
-                        .filter(|(n, _)| self.majority.contains(n))
-                        .map(|(n, s)| (n, &s.creates))
-                        .collect::<Vec<_>>()
-                )),
+                _ => {}
             }
-        }
-        for (n, s) in seen.iter().filter(|(n, _)| self.minority.contains(n)) {
-            if let Some(at) = s.led_at.last() {
-                self.verdict.fail(format!(
-                    "{n} (no majority) still led the metadata quorum {} ms after the fault",
-                    at.saturating_sub(self.applied_ms)
-                ));
-            }
-            if let Some(at) = topic_ok(s) {
-                self.verdict.fail(format!(
-                    "a topic was created through {n} (no majority) {} ms after the fault",
-                    at.saturating_sub(self.applied_ms)
-                ));
-            } else {
-                self.verdict.evidence(format!(
-                    "{n}: no quorum leadership, topic creation refused: {:?}",
-                    s.creates
-                ));
-            }
-        }
+        })
     }
 }
 
-/// Probes every node in parallel. Majority nodes are probed from the start and retry
-/// until a topic is created; minority nodes are judged after `grace` (an isolated
-/// leader needs check-quorum to resign) with one CreateTopics. A probe still pending
-/// when the hold ends did not succeed during the fault, and is recorded so.
+/// Majority brokers are asked from the start and again every 300 ms until one topic
+/// is created; minority brokers once, after `grace`. A request still pending when
+/// the hold ends is recorded `info`.
 async fn probe_sides(
     info: ClusterInfo,
     majority: Vec<String>,
-    cfg: QuorumConfig,
-    started: Instant,
-    stop: &mut tokio::sync::watch::Receiver<bool>,
-) -> Vec<(String, NodeSeen)> {
+    grace: Duration,
+    timeout: Duration,
+    recorder: rift_history::Recorder,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
     let mut tasks = Vec::new();
     for b in info.brokers.clone() {
         let on_majority = majority.contains(&b.name);
         let mut stop = stop.clone();
-        let cfg = cfg.clone();
+        let recorder = recorder.clone();
         tasks.push(tokio::spawn(async move {
-            let now = || started.elapsed().as_millis() as u64;
-            let mut s = NodeSeen::default();
-            if !on_majority && sleep_or_stop(&mut stop, cfg.grace).await {
-                return (b.name.clone(), s);
+            if !on_majority && sleep_or_stop(&mut stop, grace).await {
+                return;
             }
-            let mut round = 0u32;
-            loop {
-                if let Ok(q) = describe_quorum(b.direct_controller, Duration::from_secs(1)).await
-                    && q.is_leader()
-                {
-                    s.led_at.push(now());
+            for round in 0.. {
+                let topic = format!(
+                    "rift-quorum-{}-{round}-{:04x}",
+                    b.name,
+                    rand::random::<u16>()
+                );
+                let mut cancel = stop.clone();
+                let cancelled = async move {
+                    let _ = cancel.wait_for(|s| *s).await;
+                };
+                let outcome =
+                    create_topic_at_recorded(&b, &topic, timeout, &recorder, cancelled).await;
+                if !on_majority || outcome == OpType::Ok {
+                    return;
                 }
-                let done = s.creates.iter().any(|(_, r)| matches!(r, Ok(0)));
-                if (on_majority && !done) || (!on_majority && s.creates.is_empty()) {
-                    let topic = format!("rift-quorum-{}-{round}-{:04x}", b.name, rand::random::<u16>());
-                    let at = now();
-                    let probe = create_topic_at(b.direct_client, &topic, 1, cfg.create_timeout);
-                    let r = tokio::select! {
-                        r = probe => r.map_err(|e| e.to_string()),
-                        _ = stop.changed() => Err("still pending at the end of the hold".to_string()),
-                    };
-                    s.creates.push((at, r));
-                }
-                round += 1;
                 if sleep_or_stop(&mut stop, Duration::from_millis(300)).await {
-                    return (b.name.clone(), s);
+                    return;
                 }
             }
         }));
     }
-    let mut seen = Vec::new();
     for t in tasks {
-        if let Ok(r) = t.await {
-            seen.push(r);
-        }
+        let _ = t.await;
     }
-    seen
 }
 
-impl Checker for QuorumAvailabilityChecker {
+pub struct QuorumAvailability {
+    info: ClusterInfo,
+    no_quorum: bool,
+    grace: Duration,
+}
+
+impl HistoryCheck for QuorumAvailability {
     fn name(&self) -> String {
-        self.verdict.checker.clone()
+        "kafka-quorum-availability".into()
     }
 
-    fn on_phase<'a>(&'a mut self, phase: Phase, ctx: &'a ScenarioContext) -> BoxFuture<'a, ()> {
-        Box::pin(async move {
-            match phase {
-                Phase::FaultApplied => self.fault_applied(ctx),
-                Phase::HoldEnd => {
-                    if let Some(w) = self.watch.take() {
-                        match w.finish().await {
-                            Ok(seen) => self.judge(seen),
-                            Err(e) => self.verdict.fail(e),
-                        }
+    fn check(&self, h: &History) -> Verdict {
+        let mut v = Verdict::new(&self.name());
+        let windows = fault_windows(h);
+        if windows.is_empty() {
+            v.unknown("no fault took effect: the history has no nemesis start the proxy confirmed");
+            return v;
+        }
+        let end = last_time(h);
+        let grace_ns = u64::try_from(self.grace.as_nanos()).unwrap_or(u64::MAX);
+        let creates: Vec<_> = h
+            .pairs()
+            .into_iter()
+            .filter(|(i, _)| i.f == "create-topic" && i.node.is_some())
+            .collect();
+        for w in &windows {
+            let tag = format!("fault {} ({})", w.id, w.label);
+            let fault_end = w.end_or(end);
+            let (majority, minority) = if self.no_quorum {
+                (Vec::new(), self.info.names())
+            } else {
+                (w.majority.clone(), w.minority.clone())
+            };
+            v.evidence(format!(
+                "{tag}: expected: {majority:?} keeps a quorum, {minority:?} does not (judged {} ms after the fault)",
+                self.grace.as_millis()
+            ));
+            let in_window: Vec<_> = creates
+                .iter()
+                .filter(|(i, _)| i.time >= w.start && i.time < fault_end)
+                .collect();
+            if !majority.is_empty() {
+                let led = h
+                    .observations()
+                    .filter(|o| {
+                        o.observation == QUORUM && o.error.is_none() && majority.contains(&o.node)
+                    })
+                    .filter(|o| o.started >= w.start && o.time < fault_end)
+                    .find(|o| o.value["leads"].as_bool() == Some(true));
+                match led {
+                    Some(o) => {
+                        v.evidence(format!(
+                            "{tag}: majority side: {} leads the metadata quorum (epoch {}) {} ms after the fault",
+                            o.node,
+                            o.value["leader_epoch"],
+                            ms(o.time - w.start)
+                        ));
+                    }
+                    None if majority
+                        .iter()
+                        .all(|n| answered(h, n, QUORUM, w.start, fault_end) == 0) =>
+                    {
+                        v.unknown(format!(
+                            "{tag}: no majority node answered a quorum poll during the fault"
+                        ))
+                    }
+                    None => v.fail(format!(
+                        "{tag}: no node of the majority side {majority:?} led the metadata quorum"
+                    )),
+                }
+                let ours: Vec<_> = in_window
+                    .iter()
+                    .filter(|(i, _)| i.node.as_ref().is_some_and(|n| majority.contains(n)))
+                    .collect();
+                let created = ours
+                    .iter()
+                    .find(|(_, d)| d.is_some_and(|d| d.r#type == OpType::Ok && d.time < fault_end));
+                match created {
+                    Some((i, d)) => {
+                        let d = d.expect("found completed");
+                        let when = Interval {
+                            lo: i.time,
+                            hi: d.time,
+                        };
+                        v.evidence(format!(
+                            "{tag}: majority side: topic {} created through {} {} after the fault",
+                            i.key.as_deref().unwrap_or("?"),
+                            i.node.as_deref().unwrap_or("?"),
+                            when.after(w.start)
+                        ));
+                        v.measured(
+                            "majority-created-topic",
+                            "majority created a topic",
+                            when,
+                            w.start,
+                        );
+                    }
+                    None if ours.is_empty() => v.unknown(format!(
+                        "{tag}: no topic creation was asked of the majority side"
+                    )),
+                    None => v.fail(format!(
+                        "{tag}: the majority side {majority:?} could not create a topic: {:?}",
+                        ours.iter()
+                            .map(|(i, d)| (
+                                i.node.clone(),
+                                d.map(|d| (d.r#type.name(), d.error.clone()))
+                            ))
+                            .collect::<Vec<_>>()
+                    )),
+                }
+            }
+            for n in &minority {
+                let polled = answered(h, n, QUORUM, w.start + grace_ns, fault_end);
+                let led = h
+                    .observations()
+                    .filter(|o| o.observation == QUORUM && o.error.is_none() && &o.node == n)
+                    .filter(|o| o.started >= w.start + grace_ns && o.time < fault_end)
+                    .filter(|o| o.value["leads"].as_bool() == Some(true))
+                    .last();
+                if let Some(o) = led {
+                    v.fail(format!(
+                        "{tag}: {n} (no majority) still led the metadata quorum {} ms after the fault",
+                        ms(o.time - w.start)
+                    ));
+                } else if polled == 0 {
+                    v.unknown(format!(
+                        "{tag}: {n} answered no quorum poll after the grace"
+                    ));
+                }
+                let asked: Vec<_> = in_window
+                    .iter()
+                    .filter(|(i, _)| i.node.as_deref() == Some(n))
+                    .collect();
+                if asked.is_empty() {
+                    v.unknown(format!("{tag}: no topic creation was asked of {n}"));
+                }
+                for (i, d) in asked {
+                    let topic = i.key.as_deref().unwrap_or_default();
+                    let during = topic_listed(h, topic, w.start, fault_end);
+                    let after = w
+                        .healed
+                        .and_then(|healed| topic_listed(h, topic, healed, end + 1));
+                    let outcome = d.map_or(OpType::Info, |d| d.r#type);
+                    let error = d.and_then(|d| d.error.clone()).unwrap_or_default();
+                    match (outcome, during) {
+                        (OpType::Ok, _) => v.fail(format!(
+                            "{tag}: topic {topic} was created through {n} (no majority) during the fault"
+                        )),
+                        (_, Some((by, at))) => v.fail(format!(
+                            "{tag}: topic {topic} asked of {n} (no majority, answered {} {error}) was listed by {by} {} ms after the fault, before the heal",
+                            outcome.name(),
+                            ms(at - w.start)
+                        )),
+                        (OpType::Fail, None) => v.evidence(format!("{tag}: {n}: topic creation refused ({error})")),
+                        (_, None) => match (after, w.healed) {
+                            (Some((by, at)), Some(healed)) => v.evidence(format!(
+                                "{tag}: {n}: topic creation indeterminate ({error}); resolved: not created during the fault, first listed by {by} {} ms after the heal",
+                                ms(at.saturating_sub(healed))
+                            )),
+                            (None, Some(healed)) if h.observations().any(|o| o.observation == super::seen::METADATA && o.error.is_none() && o.started >= healed) => v.evidence(format!(
+                                "{tag}: {n}: topic creation indeterminate ({error}); resolved: never created (no broker lists {topic} after the heal)"
+                            )),
+                            _ => v.unknown(format!(
+                                "{tag}: {n}: topic creation indeterminate ({error}) and no metadata poll after the heal resolves it"
+                            )),
+                        },
                     }
                 }
-                Phase::Baseline | Phase::Healed | Phase::Final => {}
             }
-        })
-    }
-
-    fn verdict(&mut self) -> Verdict {
-        let summary = if self.majority.is_empty() {
-            format!(
-                "no side kept a metadata quorum: {:?} neither led nor created topics",
-                self.minority
-            )
-        } else {
-            format!(
-                "majority {:?} kept a metadata leader and created a topic; {:?} did neither",
-                self.majority, self.minority
-            )
-        };
-        verdict_after_fault(&self.verdict, self.applied_ms, || summary)
+        }
+        v.pass(
+            if self.no_quorum || windows.iter().all(|w| w.majority.is_empty()) {
+                "no side kept a metadata quorum: no node led or created a topic during the fault"
+                    .to_string()
+            } else {
+                "the majority kept a metadata leader and created a topic; the minority did neither"
+                    .to_string()
+            },
+        );
+        v
     }
 }

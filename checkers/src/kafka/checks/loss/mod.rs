@@ -2,61 +2,58 @@
 //! acknowledged record must be read back after the heal at the offset it was
 //! acknowledged with, and, per partition, in the order it was sent.
 //!
-//! - [`LeaderIsolationChecker`] (`leader_isolation.rs`): the partition leader is cut
-//!   from everything with the producer on its side. acks=all records are not acknowledged (the ISR cannot
-//!   shrink: the leader cannot reach the controller), acks=1 records are — by a leader
-//!   the rest of the cluster has replaced. After the heal it truncates: the checker
-//!   lists exactly which acknowledged acks=1 offsets were lost, and FAILS if any acks=all
-//!   record was lost or acknowledged during the isolation, or if no acks=1 record was
-//!   acknowledged (the producer was not on the leader's side).
-//! - [`NoLostRecordsChecker`] (`no_lost.rs`): an acks=all producer through rift for the
-//!   whole scenario; every acknowledged record is consumed after the heal, in order.
+//! - [`LeaderIsolation`] (`leader_isolation.rs`): the partition leader is cut from
+//!   everything with the producer on its side. acks=all records are not acknowledged
+//!   (the ISR cannot shrink: the leader cannot reach the controller), acks=1 records
+//!   are, by a leader the rest of the cluster has replaced; after the heal it
+//!   truncates. The expectation per acks level is explicit and checked: acks=1 records
+//!   acknowledged during the isolation are lost (`acks1 = "lost"`, the default), and no
+//!   acks=all record is ever lost.
+//! - [`NoLostRecords`] (`no_lost.rs`): an acks=all producer through rift for the whole
+//!   scenario; every acknowledged record is read back after the heal, in order.
+//!
+//! Both drivers record their sends and, after the heal, wait (on the poller's
+//! observations) for a full ISR before reading the partitions back as `read`
+//! operations. No acknowledgement inside a fault window: UNKNOWN.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-mod leader_isolation;
-mod no_lost;
+pub mod leader_isolation;
+pub mod no_lost;
 
-pub use leader_isolation::{LeaderIsolationChecker, LeaderIsolationConfig};
-pub use no_lost::{NoLostConfig, NoLostRecordsChecker};
+pub use leader_isolation::{
+    Acks1Expectation, LeaderIsolation, LeaderIsolationConfig, LeaderIsolationDriver,
+};
+pub use no_lost::{NoLostConfig, NoLostDriver, NoLostRecords};
 
-use super::sleep_or_stop;
+use super::seen::SendOp;
+use super::{sleep_or_stop, wait_in_sync};
 use crate::kafka::ClusterInfo;
 use crate::kafka::client::{self, Acks};
-
-/// One produce attempt on the scenario clock.
-#[derive(Debug, Clone)]
-pub struct Sent {
-    pub acks: Acks,
-    pub partition: i32,
-    /// Send order within the partition.
-    pub seq: u64,
-    pub payload: String,
-    pub sent_ms: u64,
-    pub done_ms: u64,
-    pub result: Result<i64, String>,
-}
+use crate::kafka::ops::{payload, read_recorded, send_recorded};
 
 /// What [`judge_history`] found.
 #[derive(Debug, Default, PartialEq)]
 pub struct HistoryFindings {
     /// Acknowledged records missing at their offset: (partition, offset, payload, acks).
-    pub lost: Vec<(i32, i64, String, Acks)>,
-    /// Acknowledged records of one partition whose offsets do not follow send order.
-    pub reordered: Vec<(i32, u64, i64)>,
+    pub lost: Vec<(i32, i64, String, Option<Acks>)>,
+    /// Acknowledged records of one partition whose offsets do not follow send order:
+    /// (partition, payload, offset).
+    pub reordered: Vec<(i32, String, i64)>,
     pub acknowledged: usize,
 }
 
-/// Compares acknowledged sends with the partitions' logs read after the heal.
-pub fn judge_history(sent: &[Sent], logs: &HashMap<i32, Vec<(i64, String)>>) -> HistoryFindings {
+/// Compares acknowledged sends with the partitions' logs read after the heal. Send
+/// order within a partition is invocation order.
+pub fn judge_history(sent: &[SendOp], logs: &HashMap<i32, Vec<(i64, String)>>) -> HistoryFindings {
     let mut f = HistoryFindings::default();
-    let mut by_partition: BTreeMap<i32, Vec<&Sent>> = BTreeMap::new();
-    for s in sent.iter().filter(|s| s.result.is_ok()) {
+    let mut by_partition: BTreeMap<i32, Vec<&SendOp>> = BTreeMap::new();
+    for s in sent.iter().filter(|s| s.is_ok()) {
         by_partition.entry(s.partition).or_default().push(s);
     }
     for (partition, mut acked) in by_partition {
-        acked.sort_by_key(|s| s.seq);
+        acked.sort_by_key(|s| s.invoked);
         let log: HashMap<i64, &str> = logs
             .get(&partition)
             .map(|l| l.iter().map(|(o, p)| (*o, p.as_str())).collect())
@@ -64,13 +61,16 @@ pub fn judge_history(sent: &[Sent], logs: &HashMap<i32, Vec<(i64, String)>>) -> 
         let mut last = -1i64;
         for s in acked {
             f.acknowledged += 1;
-            let offset = *s.result.as_ref().expect("filtered to acknowledged");
+            let Some(offset) = s.offset else {
+                f.lost.push((partition, -1, s.payload.clone(), s.acks));
+                continue;
+            };
             if log.get(&offset) != Some(&s.payload.as_str()) {
                 f.lost.push((partition, offset, s.payload.clone(), s.acks));
                 continue;
             }
             if offset <= last {
-                f.reordered.push((partition, s.seq, offset));
+                f.reordered.push((partition, s.payload.clone(), offset));
             }
             last = offset;
         }
@@ -79,21 +79,20 @@ pub fn judge_history(sent: &[Sent], logs: &HashMap<i32, Vec<(i64, String)>>) -> 
 }
 
 /// A produce load: every `interval` one record per partition, cycling through the acks
-/// levels, through `bootstrap`.
-struct Load {
-    bootstrap: String,
-    topic: String,
-    partitions: i32,
-    levels: Vec<Acks>,
-    label: &'static str,
-    interval: Duration,
-    started: Instant,
-    /// The run's history: every send is recorded there too.
-    recorder: rift_history::Recorder,
+/// levels, through `bootstrap`, every send recorded.
+pub struct Load {
+    pub bootstrap: String,
+    pub topic: String,
+    pub partitions: i32,
+    pub levels: Vec<Acks>,
+    pub label: &'static str,
+    pub interval: Duration,
+    pub recorder: rift_history::Recorder,
 }
 
-/// Runs `load` until stopped; waits for answers to every send before returning.
-async fn produce(load: Load, mut stop: tokio::sync::watch::Receiver<bool>) -> Vec<Sent> {
+/// Runs `load` until stopped (one round when `stop` is already true); waits for the
+/// answer to every send before returning.
+pub async fn produce(load: Load, mut stop: tokio::sync::watch::Receiver<bool>) {
     let Load {
         bootstrap,
         topic,
@@ -101,93 +100,81 @@ async fn produce(load: Load, mut stop: tokio::sync::watch::Receiver<bool>) -> Ve
         levels,
         label,
         interval,
-        started,
         recorder,
     } = load;
     let mut producers = Vec::new();
     for acks in &levels {
         match client::producer(&bootstrap, *acks, Duration::from_secs(2)) {
             Ok(p) => producers.push((*acks, p)),
-            Err(_) => return Vec::new(),
+            Err(e) => {
+                tracing::warn!(%e, "producer");
+                return;
+            }
         }
     }
-    let now = move || started.elapsed().as_millis() as u64;
     let mut seq = 0u64;
     let mut inflight = tokio::task::JoinSet::new();
     loop {
         for partition in 0..partitions {
             let (acks, producer) = producers[(seq as usize) % producers.len()].clone();
             let topic = topic.clone();
-            let payload = format!("{label}-{}-p{partition}-{seq}", acks.as_str());
+            let value = payload(label, acks, partition, seq);
             let recorder = recorder.clone();
             inflight.spawn(async move {
-                let sent_ms = now();
-                let result = crate::kafka::ops::send_recorded(
-                    &producer, &topic, partition, &payload, acks, &recorder,
-                )
-                .await;
-                Sent {
-                    acks,
-                    partition,
-                    seq,
-                    payload,
-                    sent_ms,
-                    done_ms: now(),
-                    result,
-                }
+                let _ = send_recorded(&producer, &topic, partition, &value, acks, &recorder).await;
             });
         }
         seq += 1;
+        while inflight.try_join_next().is_some() {}
         if sleep_or_stop(&mut stop, interval).await {
             break;
         }
     }
-    let mut sent = Vec::new();
-    while let Some(r) = inflight.join_next().await {
-        if let Ok(s) = r {
-            sent.push(s);
-        }
-    }
-    sent
+    while inflight.join_next().await.is_some() {}
 }
 
-/// Waits until every replica of every partition is back in the ISR (so truncation
-/// is over), then reads every partition from the brokers' real ports.
-async fn read_back(
+/// Waits (on the poller's observations after `since`) until every replica of every
+/// partition is back in the ISR, so truncation is over, then reads every partition
+/// from the brokers' real ports, each read recorded.
+pub async fn read_back(
     info: &ClusterInfo,
+    recorder: &rift_history::Recorder,
     topic: &str,
     partitions: i32,
+    since: rift_history::Nanos,
     within: Duration,
+) {
+    if let Err(e) = wait_in_sync(recorder, topic, partitions as usize, since, within).await {
+        // The reads still happen: the check then judges what they returned, and the
+        // history says the ISR was not full.
+        tracing::warn!("{e}");
+    }
+    for p in 0..partitions {
+        let _ = read_recorded(info, topic, p, recorder).await;
+    }
+}
+
+/// The logs of `reads`, or the partitions that could not be read.
+pub fn logs_or_missing(
+    reads: BTreeMap<i32, Result<Vec<(i64, String)>, String>>,
+    partitions: i32,
 ) -> Result<HashMap<i32, Vec<(i64, String)>>, String> {
-    let deadline = Instant::now() + within;
-    let observer = info.brokers[0].direct_client;
-    loop {
-        match client::metadata_from(observer, Some(topic), Duration::from_secs(2)).await {
-            Ok(v)
-                if v.partitions.len() == partitions as usize
-                    && v.partitions
-                        .iter()
-                        .all(|p| p.leader >= 0 && p.isr.len() == p.replicas.len()) =>
-            {
-                break;
+    let mut logs = HashMap::new();
+    let mut missing = Vec::new();
+    for p in 0..partitions {
+        match reads.get(&p) {
+            Some(Ok(log)) => {
+                logs.insert(p, log.clone());
             }
-            other if Instant::now() >= deadline => {
-                return Err(format!(
-                    "{topic} has no full ISR {within:?} after the heal: {other:?}"
-                ));
-            }
-            _ => tokio::time::sleep(Duration::from_millis(250)).await,
+            Some(Err(e)) => missing.push(format!("partition {p}: {e}")),
+            None => missing.push(format!("partition {p}: never read")),
         }
     }
-    let mut logs = HashMap::new();
-    for p in 0..partitions {
-        let log =
-            client::read_partition(&info.direct_bootstrap(), topic, p, Duration::from_secs(20))
-                .await
-                .map_err(|e| e.to_string())?;
-        logs.insert(p, log);
+    if missing.is_empty() {
+        Ok(logs)
+    } else {
+        Err(missing.join("; "))
     }
-    Ok(logs)
 }
 
 /// How long after the heal every replica may take to rejoin the ISR.
@@ -196,53 +183,4 @@ fn default_recover() -> Duration {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sent(partition: i32, seq: u64, offset: Result<i64, String>, acks: Acks) -> Sent {
-        Sent {
-            acks,
-            partition,
-            seq,
-            payload: format!("p{partition}-{seq}"),
-            sent_ms: 0,
-            done_ms: 0,
-            result: offset,
-        }
-    }
-
-    #[test]
-    fn complete_history_passes() {
-        let s = vec![
-            sent(0, 0, Ok(0), Acks::All),
-            sent(0, 1, Ok(1), Acks::All),
-            sent(0, 2, Err("x".into()), Acks::All),
-        ];
-        let logs = HashMap::from([(0, vec![(0, "p0-0".to_string()), (1, "p0-1".to_string())])]);
-        let f = judge_history(&s, &logs);
-        assert_eq!(f.acknowledged, 2);
-        assert!(f.lost.is_empty() && f.reordered.is_empty());
-    }
-
-    #[test]
-    fn truncated_and_overwritten_offsets_are_lost() {
-        let s = vec![
-            sent(0, 0, Ok(0), Acks::All),
-            sent(0, 1, Ok(1), Acks::One),
-            sent(0, 2, Ok(2), Acks::One),
-        ];
-        // Offset 1 was overwritten by the new leader, offset 2 truncated away.
-        let logs = HashMap::from([(0, vec![(0, "p0-0".to_string()), (1, "other".to_string())])]);
-        let f = judge_history(&s, &logs);
-        assert_eq!(f.lost.iter().map(|l| l.1).collect::<Vec<_>>(), vec![1, 2]);
-        assert!(f.lost.iter().all(|l| l.3 == Acks::One));
-    }
-
-    #[test]
-    fn out_of_order_acknowledgements_are_reported() {
-        let s = vec![sent(1, 0, Ok(5), Acks::All), sent(1, 1, Ok(4), Acks::All)];
-        let logs = HashMap::from([(1, vec![(4, "p1-1".to_string()), (5, "p1-0".to_string())])]);
-        let f = judge_history(&s, &logs);
-        assert_eq!(f.reordered, vec![(1, 1, 4)]);
-    }
-}
+mod tests;

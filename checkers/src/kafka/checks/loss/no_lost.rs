@@ -1,22 +1,30 @@
 //! The no-lost-records checker: an acks=all producer through rift for the whole
 //! scenario; every acknowledged record is read back after the heal, in order.
+//! FAIL: an acknowledged record missing at its offset, or out of send order.
+//! UNKNOWN (without a FAIL): a partition never read back, or no record acknowledged
+//! inside a fault window (then the fault put nothing at risk).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use rift_history::History;
 use serde::Deserialize;
 
-use super::super::{Watcher, create_topic, fault_targets, humantime_de};
-use super::{Load, Sent, default_recover, judge_history, produce, read_back};
+use super::super::seen::{final_reads, sends};
+use super::super::{Watcher, humantime_de};
+use super::{Load, default_recover, judge_history, logs_or_missing, produce, read_back};
 use crate::kafka::ClusterInfo;
 use crate::kafka::client::{Acks, TopicSpec};
-use crate::scenario::{BoxFuture, Checker, Phase, ScenarioContext, Status, Verdict};
+use crate::kafka::ops::create_topic_recorded;
+use crate::scenario::check::{Driver, HistoryCheck};
+use crate::scenario::window::fault_windows;
+use crate::scenario::{BoxFuture, Phase, ScenarioContext, Verdict};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NoLostConfig {
-    #[serde(default = "default_lost_topic")]
-    pub topic: String,
+    #[serde(default)]
+    pub topic: Option<String>,
     #[serde(default = "default_partitions")]
     pub partitions: i32,
     #[serde(default = "default_min_isr")]
@@ -31,9 +39,6 @@ pub struct NoLostConfig {
     pub unclean_leader_election: bool,
 }
 
-fn default_lost_topic() -> String {
-    "rift-no-lost".into()
-}
 fn default_partitions() -> i32 {
     3
 }
@@ -47,7 +52,7 @@ fn default_interval() -> Duration {
 impl Default for NoLostConfig {
     fn default() -> Self {
         Self {
-            topic: default_lost_topic(),
+            topic: None,
             partitions: default_partitions(),
             min_insync_replicas: default_min_isr(),
             interval: default_interval(),
@@ -57,34 +62,39 @@ impl Default for NoLostConfig {
     }
 }
 
-pub struct NoLostRecordsChecker {
+pub fn build(info: &ClusterInfo, cfg: NoLostConfig) -> (NoLostDriver, NoLostRecords) {
+    let topic = super::super::topic_name(cfg.topic.as_deref().unwrap_or("rift-no-lost"));
+    let check = NoLostRecords {
+        topic: topic.clone(),
+        partitions: cfg.partitions,
+    };
+    let driver = NoLostDriver {
+        info: info.clone(),
+        cfg,
+        topic,
+        load: None,
+        healed: 0,
+    };
+    (driver, check)
+}
+
+pub struct NoLostDriver {
     info: ClusterInfo,
     cfg: NoLostConfig,
     topic: String,
-    load: Option<Watcher<Vec<Sent>>>,
-    sent: Vec<Sent>,
-    verdict: Verdict,
+    load: Option<Watcher<()>>,
+    /// When the last heal was confirmed: the ISR is judged full only from polls after it.
+    healed: rift_history::Nanos,
 }
 
-impl NoLostRecordsChecker {
-    pub fn new(info: ClusterInfo, cfg: NoLostConfig) -> Self {
-        let topic = format!("{}-{:06x}", cfg.topic, rand::random::<u32>() & 0xff_ffff);
-        Self {
-            info,
-            cfg,
-            topic,
-            load: None,
-            sent: Vec::new(),
-            verdict: Verdict::new("kafka-no-lost-records"),
-        }
-    }
-
-    /// The topic the checker writes (tests use it to tamper with the log).
+impl NoLostDriver {
+    /// The topic the driver writes (tests use it to tamper with the log).
     pub fn topic(&self) -> &str {
         &self.topic
     }
 
-    async fn baseline(&mut self, ctx: &ScenarioContext) {
+    /// Creates the topic and starts producing.
+    pub async fn start(&mut self, recorder: &rift_history::Recorder) {
         let spec = TopicSpec::new(&self.topic, self.cfg.partitions, 3)
             .config(
                 "min.insync.replicas",
@@ -94,8 +104,11 @@ impl NoLostRecordsChecker {
                 "unclean.leader.election.enable",
                 &self.cfg.unclean_leader_election.to_string(),
             );
-        if let Err(e) = create_topic(&self.info, &spec).await {
-            return self.verdict.fail(e);
+        if create_topic_recorded(&self.info, &spec, recorder)
+            .await
+            .is_err()
+        {
+            return;
         }
         let load = Load {
             bootstrap: self.info.bootstrap(),
@@ -104,45 +117,85 @@ impl NoLostRecordsChecker {
             levels: vec![Acks::All],
             label: "record",
             interval: self.cfg.interval,
-            started: ctx.started,
-            recorder: ctx.recorder.clone(),
+            recorder: recorder.clone(),
         };
         self.load = Some(Watcher::spawn(move |stop| produce(load, stop)));
     }
 
-    async fn finish(&mut self) {
+    /// Stops producing, waits for a full ISR and reads every partition back.
+    pub async fn finish(&mut self, recorder: &rift_history::Recorder) {
         let Some(w) = self.load.take() else { return };
-        self.sent = match w.finish().await {
-            Ok(s) => s,
-            Err(e) => return self.verdict.fail(e),
-        };
-        let logs = match read_back(
+        let _ = w.finish().await;
+        read_back(
             &self.info,
+            recorder,
             &self.topic,
             self.cfg.partitions,
+            self.healed,
             self.cfg.recover_within,
         )
-        .await
-        {
+        .await;
+    }
+}
+
+impl Driver for NoLostDriver {
+    fn on_phase<'a>(&'a mut self, phase: Phase, ctx: &'a ScenarioContext) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            match phase {
+                Phase::Baseline => self.start(&ctx.recorder).await,
+                Phase::Healed => self.healed = ctx.recorder.now(),
+                Phase::Final => self.finish(&ctx.recorder).await,
+                Phase::FaultApplied | Phase::HoldEnd => {}
+            }
+        })
+    }
+}
+
+pub struct NoLostRecords {
+    topic: String,
+    partitions: i32,
+}
+
+impl NoLostRecords {
+    /// The check of a driver's topic (tests drive by hand).
+    pub fn of(driver: &NoLostDriver) -> Self {
+        Self {
+            topic: driver.topic.clone(),
+            partitions: driver.cfg.partitions,
+        }
+    }
+}
+
+impl HistoryCheck for NoLostRecords {
+    fn name(&self) -> String {
+        "kafka-no-lost-records".into()
+    }
+
+    fn check(&self, h: &History) -> Verdict {
+        let mut v = Verdict::new(&self.name());
+        let sent = sends(h, &self.topic);
+        let logs = match logs_or_missing(final_reads(h, &self.topic), self.partitions) {
             Ok(l) => l,
-            Err(e) => return self.verdict.fail(e),
+            Err(e) => {
+                v.unknown(format!(
+                    "{} was not read back after the heal: {e}",
+                    self.topic
+                ));
+                return v;
+            }
         };
-        let found = judge_history(&self.sent, &logs);
-        let failed = self.sent.len() - found.acknowledged;
-        self.verdict.evidence(format!(
-            "{} acks=all records acknowledged, {failed} not acknowledged; log sizes {:?}",
+        let found = judge_history(&sent, &logs);
+        v.evidence(format!(
+            "{} acks=all records acknowledged, {} not acknowledged; log sizes {:?}",
             found.acknowledged,
+            sent.len() - found.acknowledged,
             logs.iter()
                 .map(|(p, l)| (*p, l.len()))
                 .collect::<BTreeMap<_, _>>()
         ));
-        if found.acknowledged == 0 {
-            self.verdict
-                .fail("no record was acknowledged: nothing to verify");
-        }
         if !found.lost.is_empty() {
-            self.verdict.fail(format!(
-                "{} acknowledged record(s) lost, first (partition, offset, payload): {:?}",
+            v.fail(format!(
+                "{} acknowledged record(s) lost, first (partition, offset, value): {:?}",
                 found.lost.len(),
                 found
                     .lost
@@ -153,41 +206,30 @@ impl NoLostRecordsChecker {
             ));
         }
         if !found.reordered.is_empty() {
-            self.verdict.fail(format!(
-                "acknowledged records out of send order: {:?}",
+            v.fail(format!(
+                "acknowledged records out of send order (partition, value, offset): {:?}",
                 found.reordered
             ));
         }
-    }
-}
-
-impl Checker for NoLostRecordsChecker {
-    fn name(&self) -> String {
-        self.verdict.checker.clone()
-    }
-
-    fn on_phase<'a>(&'a mut self, phase: Phase, ctx: &'a ScenarioContext) -> BoxFuture<'a, ()> {
-        Box::pin(async move {
-            match phase {
-                Phase::Baseline => self.baseline(ctx).await,
-                Phase::Final => self.finish().await,
-                Phase::FaultApplied | Phase::HoldEnd | Phase::Healed => {
-                    if let Some(t) = ctx.fault.as_ref().map(|_| fault_targets(ctx, &[])) {
-                        tracing::debug!(?phase, targets = ?t, "no-lost-records producing");
-                    }
-                }
-            }
-        })
-    }
-
-    fn verdict(&mut self) -> Verdict {
-        let mut v = self.verdict.clone();
-        if v.status == Status::Pass {
-            v.pass(format!(
-                "all {} acknowledged acks=all records read back after the heal, in order",
-                self.sent.iter().filter(|s| s.result.is_ok()).count()
+        let windows = fault_windows(h);
+        let at_risk = sent
+            .iter()
+            .filter(|s| s.is_ok() && windows.iter().any(|w| s.within(w)))
+            .count();
+        if found.acknowledged == 0 {
+            v.unknown("no record was acknowledged: nothing to verify");
+        } else if at_risk == 0 {
+            v.unknown(format!(
+                "no record was acknowledged inside a fault window ({} fault(s)): the faults put nothing at risk",
+                windows.len()
             ));
+        } else {
+            v.evidence(format!("{at_risk} of them acknowledged during a fault"));
         }
+        v.pass(format!(
+            "all {} acknowledged acks=all records read back after the heal, in order ({at_risk} acknowledged during a fault)",
+            found.acknowledged
+        ));
         v
     }
 }
