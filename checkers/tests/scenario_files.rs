@@ -47,6 +47,7 @@ fn shipped_etcd_scenarios_are_valid() {
             "etcd-minority-isolation",
             "etcd-partial-partition",
             "etcd-partial-partition-no-prevote",
+            "etcd-register-leader-isolation",
             "etcd-two-vs-two"
         ]
     );

@@ -248,6 +248,32 @@ impl EtcdObserver {
             .map(|kv| String::from_utf8_lossy(kv.value()).into_owned()))
     }
 
+    /// Compare-and-set through `name` as one Txn: when `key` holds `expected` (`None`:
+    /// the key does not exist), it is set to `new`. `Ok(true)` when the Txn applied the
+    /// Put, `Ok(false)` when the comparison failed (the Txn committed, changing nothing).
+    pub async fn cas(
+        &self,
+        name: &str,
+        key: &str,
+        expected: Option<&str>,
+        new: &str,
+        timeout: Duration,
+    ) -> Result<bool, EtcdError> {
+        use etcd_client::{Compare, CompareOp, Txn, TxnOp};
+        let mut kv = self.member(name)?.client.kv_client();
+        // A value comparison on a missing key is always false in etcd, so absence is
+        // compared as version 0.
+        let compare = match expected {
+            Some(v) => Compare::value(key, CompareOp::Equal, v),
+            None => Compare::version(key, CompareOp::Equal, 0),
+        };
+        let txn = Txn::new()
+            .when([compare])
+            .and_then([TxnOp::put(key, new, None)]);
+        let resp = deadline(name, "txn", timeout, kv.txn(txn)).await?;
+        Ok(resp.succeeded())
+    }
+
     /// Every key under `prefix`, read linearizably through `name`.
     pub async fn get_prefix(
         &self,

@@ -7,11 +7,13 @@ use std::time::{Duration, Instant};
 use rift_history::{Entry, Observation, Recorder};
 use serde::Deserialize;
 
+use super::checks::linearizable::{Linearizable, LinearizableConfig};
 use super::checks::{
     lost_writes::NoLostWrites, majority_leader::MajorityLeader, no_quorum::NoQuorum,
     quorum::QuorumAvailability, stability::LeaderStability, step_down::StepDown,
 };
 use super::observer::EtcdObserver;
+use super::register::{RegisterConfig, RegisterWorkload};
 use super::workload::{PutWorkload, PutWorkloadConfig, SharedHistory};
 use crate::lab::etcd::{EtcdLab, EtcdLabConfig};
 use crate::scenario::check::CheckerImpl;
@@ -56,6 +58,7 @@ pub const CHECKERS: &[&str] = &[
     "leader-stability",
     "majority-leader",
     "no-lost-writes",
+    "linearizable",
 ];
 
 pub struct EtcdCluster {
@@ -246,6 +249,10 @@ impl Cluster for EtcdCluster {
                 }
                 CheckerImpl::History(Box::new(NoLostWrites))
             }
+            "linearizable" => {
+                let config: LinearizableConfig = spec.parse()?;
+                CheckerImpl::History(Box::new(Linearizable::new(config.validate(&spec.origin)?)))
+            }
             other => {
                 return Err(ScenarioError::Field {
                     origin: spec.origin.clone(),
@@ -262,12 +269,20 @@ impl Cluster for EtcdCluster {
         spec: &WorkloadSpec,
         recorder: &Recorder,
     ) -> Result<Box<dyn Workload>, ScenarioError> {
+        if spec.kind == "register" {
+            let config = RegisterConfig::from_spec(spec)?;
+            return Ok(Box::new(RegisterWorkload::start(
+                self.observer.clone(),
+                config,
+                recorder,
+            )));
+        }
         if spec.kind != "puts" {
             return Err(ScenarioError::Field {
                 origin: spec.origin.clone(),
                 field: "kind".into(),
                 value: spec.kind.clone(),
-                reason: "etcd workloads: puts".into(),
+                reason: "etcd workloads: puts, register".into(),
             });
         }
         let config: PutWorkloadConfig = spec.parse()?;

@@ -1,8 +1,10 @@
 //! Scenario reports: the verdict table printed at the end of a run, and the files
 //! written to the output directory — `report.json` (everything but the history),
 //! `history.jsonl` (the run's recorded history, see `docs/history.md`), `junit.xml` (one
-//! test case per checker, for CI) and `timeline.svg` (phases and checker timings).
+//! test case per checker, for CI), `timeline.svg` (phases and checker timings) and
+//! `report.html` (the history drawn with the verdicts, self-contained).
 
+pub mod html;
 pub mod junit;
 pub mod summary;
 pub mod svg;
@@ -114,8 +116,8 @@ impl Report {
         out
     }
 
-    /// Writes report.json, history.jsonl, junit.xml and timeline.svg into `dir`
-    /// (created).
+    /// Writes report.json, history.jsonl, junit.xml, timeline.svg and report.html into
+    /// `dir` (created).
     pub fn write_all(&self, dir: &Path) -> Result<Vec<PathBuf>, ScenarioError> {
         std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
         let json = dir.join("report.json");
@@ -129,7 +131,9 @@ impl Report {
         std::fs::write(&xml, junit::render(self)).map_err(|e| io(&xml, e))?;
         let svg_path = dir.join("timeline.svg");
         std::fs::write(&svg_path, svg::render(self)).map_err(|e| io(&svg_path, e))?;
-        Ok(vec![json, history, xml, svg_path])
+        let page = dir.join("report.html");
+        std::fs::write(&page, html::render(self)).map_err(|e| io(&page, e))?;
+        Ok(vec![json, history, xml, svg_path, page])
     }
 }
 
@@ -264,10 +268,18 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn writes_all_four_files() {
+    fn writes_all_five_files() {
         let dir = std::env::temp_dir().join(format!("rift-report-{}", std::process::id()));
         let files = sample().write_all(&dir).unwrap();
-        assert_eq!(files.len(), 4);
+        assert_eq!(files.len(), 5);
+        let page = std::fs::read_to_string(dir.join("report.html")).unwrap();
+        // Self-contained: nothing is fetched.
+        assert!(!page.contains("src=\"http") && !page.contains("href=\"http"));
+        // One row per verdict, escaped, with every timing's resolution stated.
+        assert_eq!(page.matches("<tr class=\"verdict\"").count(), 3);
+        assert!(page.contains("1 of 10 acknowledged writes lost &lt;&amp;&gt;"));
+        assert!(page.contains("etcd2 elected: +578 ms ± 28 ms after the fault (at 2578 ms)"));
+        assert!(page.contains("etcd1 stepped down: at 2600 ms (resolution not recorded"));
         let json: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&files[0]).unwrap()).unwrap();
         assert_eq!(json["status"], "FAIL");

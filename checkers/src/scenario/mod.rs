@@ -179,6 +179,9 @@ pub struct Verdict {
     /// Observations backing the summary, in order.
     pub evidence: Vec<String>,
     pub timings: Vec<Timing>,
+    /// The linearizability checker's full report (drawn in report.html).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub linearizability: Option<Box<rift_history::linear::Report>>,
 }
 
 impl Verdict {
@@ -189,6 +192,7 @@ impl Verdict {
             summary: String::new(),
             evidence: vec![],
             timings: vec![],
+            linearizability: None,
         }
     }
 

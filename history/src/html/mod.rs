@@ -82,14 +82,22 @@ fn script_json(data: &PageData) -> String {
         .replace('\u{2029}', "\\u2029")
 }
 
-fn escape_text(s: &str) -> String {
+/// Escapes text for HTML element content and double-quoted attributes.
+pub fn escape_text(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// The whole page.
 pub fn render(page: &Page<'_>) -> String {
+    render_with(page, "")
+}
+
+/// The whole page with `sections` (trusted HTML, e.g. a scenario's verdict table built
+/// with [`escape_text`]) placed between the timeline and the linearizability evidence.
+pub fn render_with(page: &Page<'_>, sections: &str) -> String {
     let data = page_data(page);
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
@@ -97,7 +105,7 @@ pub fn render(page: &Page<'_>) -> String {
          <title>{title}</title>\n<style>\n{STYLE}</style>\n</head>\n<body>\n\
          <header><h1>{title}</h1>\n<p id=\"summary\" data-ops=\"\" data-faults=\"\" \
          data-errors=\"\">loading…</p>\n<div id=\"controls\"></div></header>\n\
-         <div id=\"timeline\"></div>\n<section id=\"evidence\"></section>\n\
+         <div id=\"timeline\"></div>\n{sections}<section id=\"evidence\"></section>\n\
          <script type=\"application/json\" id=\"rift-data\">{json}</script>\n\
          <script>\n{SCRIPT}</script>\n</body>\n</html>\n",
         title = escape_text(&page.title),
