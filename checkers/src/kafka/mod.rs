@@ -18,6 +18,7 @@
 pub mod checks;
 pub mod client;
 pub mod cluster;
+pub mod log_check;
 pub mod observe;
 pub mod ops;
 pub mod system;

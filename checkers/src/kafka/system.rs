@@ -53,6 +53,7 @@ pub const CHECKERS: &[&str] = &[
     "leader-step-down",
     "quorum-availability",
     "no-lost-records",
+    "log",
 ];
 
 pub struct KafkaCluster {
@@ -333,6 +334,7 @@ impl Cluster for KafkaCluster {
             "leader-step-down" => driven(leadership::build(i, spec.parse()?, t)),
             "quorum-availability" => driven(quorum::build(i, spec.parse()?, t)),
             "no-lost-records" => driven(loss::no_lost::build(i, spec.parse()?)),
+            "log" => driven(super::log_check::build(i, spec.parse()?)),
             other => {
                 return Err(ScenarioError::Field {
                     origin: spec.origin.clone(),
