@@ -3,11 +3,14 @@
 //! Compose containers and real hosts are told apart by source IP. In a local lab every
 //! member dials from 127.0.0.1, so rift asks the kernel which socket has the peer's
 //! 4-tuple (sock_diag) and which registered process holds that socket. Anything else
-//! is the external `client`.
+//! is the external `client`. Pods get a new IP when they restart, so a node can also be
+//! named by DNS names (`source_hosts`), resolved before listeners accept and again every
+//! [`RESOLVE_EVERY`].
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::RwLock;
+use std::time::Duration;
 
 use crate::control::sync::{read, write};
 use crate::matrix::Identities;
@@ -22,6 +25,60 @@ pub type SourceSnapshot = (Vec<(IpAddr, usize)>, Vec<(u32, usize)>);
 pub struct SourceRegistry {
     by_ip: RwLock<HashMap<IpAddr, usize>>,
     by_pid: RwLock<HashMap<u32, usize>>,
+    /// Addresses of `source_hosts`, replaced whole by each resolution.
+    by_host: RwLock<HashMap<IpAddr, usize>>,
+}
+
+/// How often `source_hosts` are resolved again.
+pub const RESOLVE_EVERY: Duration = Duration::from_secs(2);
+/// Deadline of one host's lookup, so one slow name does not hold up the others.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The last addresses each `(node index, host)` resolved to. A failed lookup keeps the
+/// previous answer: a pod being rescheduled briefly has no DNS record, and dropping its
+/// old address would turn its open connections' identity into `client` mid-fault.
+#[derive(Debug, Default)]
+pub struct HostAddresses {
+    last: HashMap<(usize, String), Vec<IpAddr>>,
+}
+
+impl HostAddresses {
+    /// Resolves every node's `source_hosts` and installs the addresses in `registry`.
+    /// Returns the hosts that did not resolve, with why.
+    pub async fn refresh(
+        &mut self,
+        topology: &crate::topology::Topology,
+        registry: &SourceRegistry,
+    ) -> Vec<(String, String)> {
+        let mut failed = Vec::new();
+        for (index, node) in topology.nodes.iter().enumerate() {
+            for host in &node.source_hosts {
+                let lookup = tokio::net::lookup_host((host.as_str(), 0));
+                match tokio::time::timeout(LOOKUP_TIMEOUT, lookup).await {
+                    Ok(Ok(addresses)) => {
+                        let mut ips: Vec<IpAddr> = addresses.map(|a| a.ip()).collect();
+                        ips.sort();
+                        ips.dedup();
+                        self.last.insert((index, host.clone()), ips);
+                    }
+                    Ok(Err(error)) => failed.push((host.clone(), error.to_string())),
+                    Err(_) => failed.push((host.clone(), "lookup timed out".to_string())),
+                }
+            }
+        }
+        let mut map = HashMap::new();
+        for ((index, host), ips) in &self.last {
+            for ip in ips {
+                if let Some(other) = map.insert(*ip, *index)
+                    && other != *index
+                {
+                    tracing::warn!(%ip, %host, "address resolves for two nodes; the last one wins");
+                }
+            }
+        }
+        *write(&registry.by_host) = map;
+        failed
+    }
 }
 
 impl SourceRegistry {
@@ -31,6 +88,13 @@ impl SourceRegistry {
 
     pub fn register_pid(&self, pid: u32, node: usize) {
         write(&self.by_pid).insert(pid, node);
+    }
+
+    /// Addresses of `source_hosts` from the last resolution, (ip, node index).
+    pub fn resolved(&self) -> Vec<(IpAddr, usize)> {
+        let mut out: Vec<_> = read(&self.by_host).iter().map(|(k, v)| (*k, *v)).collect();
+        out.sort();
+        out
     }
 
     /// Registered (ip, node index) and (pid, node index) pairs, for status output.
@@ -44,6 +108,9 @@ impl SourceRegistry {
     /// on `local` (our listening socket's address as the dialer sees it).
     pub fn identify(&self, ids: &Identities, peer: SocketAddr, local: SocketAddr) -> usize {
         if let Some(node) = read(&self.by_ip).get(&peer.ip()) {
+            return *node;
+        }
+        if let Some(node) = read(&self.by_host).get(&peer.ip()) {
             return *node;
         }
         let pids: Vec<(u32, usize)> = read(&self.by_pid).iter().map(|(k, v)| (*k, *v)).collect();
@@ -139,5 +206,59 @@ upstream = "127.0.0.1:9"
         assert_eq!(reg.identify(&ids, peer, local), ids.client());
         reg.register_pid(std::process::id(), 0);
         assert_eq!(reg.identify(&ids, peer, local), 0);
+    }
+
+    fn with_hosts(hosts: &[(&str, &str)]) -> Topology {
+        let mut text = String::new();
+        for (node, host) in hosts {
+            text.push_str(&format!(
+                "[[node]]\nname = \"{node}\"\nsource_hosts = [\"{host}\"]\n\
+                 [[node.endpoint]]\nname = \"peer\"\nlisten = \"127.0.0.1:0\"\n\
+                 upstream = \"127.0.0.1:9\"\n"
+            ));
+        }
+        Topology::parse(&text, "test").unwrap()
+    }
+
+    #[tokio::test]
+    async fn identifies_by_resolved_host_name() {
+        let topology = with_hosts(&[("a", "localhost"), ("b", "no-such-host.invalid")]);
+        let ids = Identities::new(&topology);
+        let reg = SourceRegistry::default();
+        let local = "127.0.0.1:80".parse().unwrap();
+        let peer = "127.0.0.1:5555".parse().unwrap();
+        assert_eq!(reg.identify(&ids, peer, local), ids.client());
+        let mut hosts = HostAddresses::default();
+        let failed = hosts.refresh(&topology, &reg).await;
+        assert_eq!(reg.identify(&ids, peer, local), 0, "{:?}", reg.resolved());
+        // The .invalid name never resolves, and says so instead of matching nothing quietly.
+        assert_eq!(failed.len(), 1, "{failed:?}");
+        assert_eq!(failed[0].0, "no-such-host.invalid");
+        assert!(reg.resolved().iter().all(|(_, node)| *node == 0));
+    }
+
+    #[tokio::test]
+    async fn a_failed_lookup_keeps_the_last_addresses_and_a_new_answer_replaces_them() {
+        let reg = SourceRegistry::default();
+        let mut hosts = HostAddresses::default();
+        let good = with_hosts(&[("a", "localhost")]);
+        hosts.refresh(&good, &reg).await;
+        assert!(reg.resolved().contains(&("127.0.0.1".parse().unwrap(), 0)));
+        // The same node now names a host that does not resolve (as a pod being
+        // rescheduled): its last addresses stay in force.
+        hosts
+            .last
+            .insert((0, "localhost".into()), vec!["10.1.2.3".parse().unwrap()]);
+        let failing = with_hosts(&[("a", "gone.invalid")]);
+        assert_eq!(hosts.refresh(&failing, &reg).await.len(), 1);
+        assert!(reg.resolved().contains(&("10.1.2.3".parse().unwrap(), 0)));
+        // A successful lookup replaces the previous answer for that host.
+        hosts.refresh(&good, &reg).await;
+        let resolved = reg.resolved();
+        assert!(
+            !resolved.contains(&("10.1.2.3".parse().unwrap(), 0)),
+            "{resolved:?}"
+        );
+        assert!(resolved.contains(&("127.0.0.1".parse().unwrap(), 0)));
     }
 }

@@ -238,6 +238,20 @@ pub async fn start_hosting(
 
     let (shutdown, _) = watch::channel(false);
     let mut tasks = Vec::new();
+    if topology.nodes.iter().any(|n| !n.source_hosts.is_empty()) {
+        // Resolved once before any listener accepts, so the first peer connections
+        // are not taken for clients; then again and again, as pods move.
+        let mut hosts = crate::identity::HostAddresses::default();
+        for (host, error) in hosts.refresh(&topology, control.sources()).await {
+            tracing::warn!(%host, %error, "source host does not resolve yet; its connections count as client until it does");
+        }
+        tasks.push(tokio::spawn(resolve_loop(
+            hosts,
+            topology.clone(),
+            control.clone(),
+            shutdown.subscribe(),
+        )));
+    }
     for (listener, node_index, endpoint_name, upstream) in listeners {
         let endpoint_index = control
             .identities()
@@ -277,6 +291,24 @@ pub async fn start_hosting(
         shutdown,
         tasks,
     })
+}
+
+async fn resolve_loop(
+    mut hosts: crate::identity::HostAddresses,
+    topology: Arc<Topology>,
+    control: Control,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(crate::identity::RESOLVE_EVERY) => {
+                for (host, error) in hosts.refresh(&topology, control.sources()).await {
+                    tracing::debug!(%host, %error, "source host did not resolve; keeping its last addresses");
+                }
+            }
+            _ = shutdown.changed() => break,
+        }
+    }
 }
 
 /// Connections a listener may queue before rift accepts them. The standard library's

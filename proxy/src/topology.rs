@@ -34,6 +34,10 @@ pub struct Node {
     pub source_ips: Vec<IpAddr>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub source_pids: Vec<u32>,
+    /// DNS names whose addresses identify this node, resolved again every few seconds:
+    /// pods (a StatefulSet's `pod.service` names) get a new IP when they restart.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_hosts: Vec<String>,
     #[serde(rename = "endpoint", default)]
     pub endpoints: Vec<Endpoint>,
 }
@@ -106,6 +110,7 @@ impl Topology {
         let mut names = HashSet::new();
         let mut listens = HashSet::new();
         let mut ips = HashSet::new();
+        let mut hosts = HashSet::new();
         for (i, node) in self.nodes.iter().enumerate() {
             let field = |f: &str| format!("node[{i}].{f}");
             if !valid_name(&node.name) {
@@ -135,6 +140,22 @@ impl Topology {
                         field("source_ips"),
                         ip.to_string(),
                         "IP already identifies another node",
+                    ));
+                }
+            }
+            for host in &node.source_hosts {
+                if !valid_host(host) {
+                    return Err(invalid(
+                        field("source_hosts"),
+                        host.clone(),
+                        "expected a DNS name (labels of a-z, A-Z, 0-9, '-', '_', at most 253 characters)",
+                    ));
+                }
+                if !hosts.insert(host.to_ascii_lowercase()) {
+                    return Err(invalid(
+                        field("source_hosts"),
+                        host.clone(),
+                        "host already identifies another node",
                     ));
                 }
             }
@@ -218,6 +239,22 @@ pub(crate) fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
+/// A DNS name: dot-separated labels of 1-63 letters, digits, '-' or '_' (a trailing dot
+/// allowed), at most 253 characters.
+pub(crate) fn valid_host(host: &str) -> bool {
+    let name = host.strip_suffix('.').unwrap_or(host);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+        })
+}
+
 pub(crate) fn valid_host_port(text: &str) -> bool {
     match text.rsplit_once(':') {
         Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0),
@@ -288,5 +325,32 @@ upstream = "localhost:22381"
         assert!(e.contains("bad.toml") && e.contains("not-an-ip"), "{e}");
         let e = error_of("");
         assert!(e.contains("at least one"), "{e}");
+    }
+
+    #[test]
+    fn source_hosts_are_dns_names_owned_by_one_node() {
+        let with_hosts = GOOD.replace(
+            "source_pids = [42]",
+            "source_pids = [42]\nsource_hosts = [\"etcd-1.etcd.rift.svc.cluster.local\", \"localhost\"]",
+        );
+        let t = Topology::parse(&with_hosts, "t.toml").unwrap();
+        assert_eq!(t.nodes[1].source_hosts.len(), 2);
+        assert_eq!(Topology::parse(&t.to_toml(), "again").unwrap(), t);
+        for bad in ["etcd 1", "-etcd", "a..b", "etcd:2380", ""] {
+            let e = error_of(&with_hosts.replace("localhost\"]", &format!("{bad}\"]")));
+            assert!(
+                e.contains("node[1].source_hosts") && e.contains(&format!("{bad:?}")),
+                "{bad}: {e}"
+            );
+        }
+        let twice = with_hosts.replace(
+            "source_ips = [\"127.0.0.2\"]",
+            "source_hosts = [\"LOCALHOST\"]",
+        );
+        let e = error_of(&twice);
+        assert!(
+            e.contains("node[1].source_hosts") && e.contains("another node"),
+            "{e}"
+        );
     }
 }

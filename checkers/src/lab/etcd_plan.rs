@@ -152,6 +152,7 @@ impl EtcdLabPlan {
                     name: m.name.clone(),
                     source_ips: vec![],
                     source_pids: vec![],
+                    source_hosts: vec![],
                     endpoints: vec![
                         Endpoint {
                             name: "peer".into(),

@@ -155,6 +155,7 @@ impl Bridge {
                     name: n.name.clone(),
                     source_ips: vec![],
                     source_pids: vec![],
+                    source_hosts: vec![],
                     endpoints: vec![Endpoint {
                         name: ENDPOINT.into(),
                         listen: n
