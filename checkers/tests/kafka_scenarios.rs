@@ -147,6 +147,32 @@ async fn kafka_three_broker_scenarios() {
         ],
     );
 
+    // The shipped 60 s generator, shortened to two faults: each step applied, held and
+    // healed in order, recorded as nemesis operations, and judged per fault.
+    let mut generator = load("kafka-generator.toml");
+    let g = generator.generator.as_mut().expect("a [generator]");
+    g.duration = Duration::from_secs(26);
+    g.interval = Duration::from_secs(3);
+    g.hold = "10s..11s".into();
+    let steps = generator.schedule();
+    assert_eq!(steps.len(), 2, "{steps:?}");
+    let r = run_scenario(&cluster, &generator).await;
+    expect(
+        &r,
+        &[
+            ("kafka-leader-step-down", Pass),
+            ("kafka-quorum-availability", Pass),
+            ("kafka-no-lost-records", Pass),
+        ],
+    );
+    let nemesis: Vec<_> = r.history.nemesis().collect();
+    assert_eq!(nemesis.len(), 4, "{nemesis:?}");
+    for (step, pair) in steps.iter().zip(nemesis.chunks(2)) {
+        assert_eq!((pair[0].f.as_str(), pair[1].f.as_str()), ("start", "stop"));
+        assert_eq!(pair[0].value["label"], step.label().as_str());
+        assert_eq!(pair[0].value["id"], pair[1].value["id"]);
+    }
+
     // The leader cut from the other brokers only on the client endpoint, which no
     // broker-to-broker traffic uses: nothing happens, and the checkers must say so.
     let fake = Scenario::parse(

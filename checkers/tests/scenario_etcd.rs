@@ -379,3 +379,72 @@ async fn attach_drives_a_running_proxy_over_http() {
     assert_eq!(nemesis[0].value["id"], nemesis[1].value["id"]);
     assert!(!nemesis[0].value["rules"].as_array().unwrap().is_empty());
 }
+
+/// The shipped 60 s generator scenario, shortened to a few faults: every step of the
+/// seeded schedule is applied and healed in order and recorded as nemesis operations,
+/// each leader isolation is judged for step-down, and no acknowledged write is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generator_schedule_applies_every_step_and_records_it() {
+    let _g = SERIAL.lock().await;
+    let mut scenario = Scenario::parse(&shipped("etcd-generator"), "etcd-generator.toml").unwrap();
+    scenario.timeline.baseline = Duration::from_millis(500);
+    scenario.timeline.settle = Duration::from_secs(2);
+    let g = scenario.generator.as_mut().expect("a [generator]");
+    g.duration = Duration::from_secs(14);
+    g.interval = Duration::from_secs(2);
+    g.hold = "2s..3s".into();
+    // The first seed whose shortened schedule isolates the leader at least once.
+    g.seed = (0..)
+        .find(|seed| {
+            let mut g = g.clone();
+            g.seed = *seed;
+            g.steps()
+                .iter()
+                .any(|s| s.fault.profile.as_deref() == Some("leader-isolation"))
+        })
+        .unwrap();
+    let steps = scenario.schedule();
+    assert!(steps.len() >= 3, "{steps:?}");
+    let options = StartOptions {
+        state_dir: PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("scenario-generator"),
+        base_port: None,
+    };
+    let cluster = start_cluster(&scenario.cluster, &scenario.origin, &options)
+        .await
+        .unwrap_or_else(|e| panic!("starting etcd failed: {e}\n(run scripts/setup.sh)"));
+    let report = run(&scenario, cluster.as_ref(), &RunOptions { quiet: true }).await;
+    cluster.shutdown().await;
+    let r = report.unwrap();
+    println!("{}", r.table());
+    let nemesis: Vec<_> = r.history.nemesis().collect();
+    assert_eq!(nemesis.len(), 2 * steps.len(), "{nemesis:?}");
+    for (step, pair) in steps.iter().zip(nemesis.chunks(2)) {
+        assert_eq!((pair[0].f.as_str(), pair[1].f.as_str()), ("start", "stop"));
+        assert_eq!(pair[0].value["id"], pair[1].value["id"]);
+        assert_eq!(pair[0].value["label"], step.label().as_str());
+        assert!(pair[0].error.is_none() && pair[1].error.is_none());
+        let held = (pair[1].invoked - pair[0].time) as f64 / 1e9;
+        assert!(
+            (held - step.hold.as_secs_f64()).abs() < 0.5,
+            "step held {held} s, scheduled {:?}",
+            step.hold
+        );
+    }
+    let s = statuses(&r);
+    assert_eq!(s["leader-step-down"], Status::Pass, "{}", r.table());
+    assert_eq!(s["no-lost-writes"], Status::Pass, "{}", r.table());
+    let judged = r.verdicts[0]
+        .evidence
+        .iter()
+        .filter(|e| e.contains("stopped acting as leader"))
+        .count();
+    let isolations = steps
+        .iter()
+        .filter(|s| s.fault.profile.as_deref() == Some("leader-isolation"))
+        .count();
+    assert!(
+        judged >= isolations,
+        "every leader isolation judged: {:?}",
+        r.verdicts[0].evidence
+    );
+}

@@ -26,8 +26,8 @@ fn shipped_etcd_scenarios_are_valid() {
         );
         assert_eq!(s.cluster.system, "etcd");
         let _: EtcdSettings = s.cluster.parse(&s.origin).unwrap();
-        if let Some(p) = &s.fault.profile {
-            library.get(p).unwrap_or_else(|e| panic!("{name}: {e}"));
+        for p in s.profiles() {
+            library.get(&p).unwrap_or_else(|e| panic!("{name}: {e}"));
         }
         for c in &s.checkers {
             assert!(
@@ -43,6 +43,7 @@ fn shipped_etcd_scenarios_are_valid() {
         seen,
         [
             "etcd-bridge",
+            "etcd-generator",
             "etcd-leader-isolation",
             "etcd-minority-isolation",
             "etcd-partial-partition",

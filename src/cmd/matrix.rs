@@ -26,7 +26,8 @@ pub struct MatrixArgs {
     /// .rift/reports/matrix-<UTC timestamp>).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Shorten every scenario's hold to this (e.g. 3s), for a quick pass.
+    /// Shorten the hold of every single-fault scenario to this (e.g. 3s), for a quick
+    /// pass; schedules (`[[step]]`, `[generator]`) keep their own holds.
     #[arg(long, value_parser = humantime::parse_duration)]
     hold: Option<std::time::Duration>,
     /// Print the matrix as JSON instead of a table.
@@ -133,7 +134,10 @@ async fn run_cell(
         .cluster
         .settings
         .insert("version".into(), version.to_string().into());
-    if let Some(hold) = hold {
+    if let Some(hold) = hold
+        && scenario.steps.is_empty()
+        && scenario.generator.is_none()
+    {
         scenario.timeline.hold = hold;
     }
     let mut cell = Cell {

@@ -307,10 +307,10 @@ fn exit_code(status: Status) -> ExitCode {
 }
 
 fn check_profile(s: &Scenario) -> anyhow::Result<()> {
-    if let Some(p) = &s.fault.profile {
+    for p in s.profiles() {
         rift_proxy::profile::ProfileLibrary::builtin()
-            .get(p)
-            .with_context(|| format!("{}: fault.profile", s.origin))?;
+            .get(&p)
+            .with_context(|| format!("{}: profile {p}", s.origin))?;
     }
     Ok(())
 }

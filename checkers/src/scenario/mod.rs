@@ -1,5 +1,7 @@
-//! The scenario runner: a timeline of baseline, fault, hold, heal and settle against a
-//! real cluster, with checkers that turn what the cluster did into verdicts.
+//! The scenario runner: a timeline of baseline, a schedule of faults (one `[fault]`,
+//! `[[step]]` tables or a seeded `[generator]`, see [`schedule`]), a final heal and
+//! settle against a real cluster, with checkers that turn what the cluster did into
+//! verdicts.
 //!
 //! Three roles are kept apart, Jepsen style:
 //! - the **nemesis** ([`nemesis::Nemesis`]) only applies and heals faults through rift;
@@ -18,11 +20,13 @@
 //! `deny_unknown_fields` by the checker). Nothing else in the runner, the reports or the
 //! scenario format is system-specific.
 
+pub mod apply;
 pub mod check;
 pub mod nemesis;
 pub mod poller;
 pub mod progress;
 pub mod runner;
+pub mod schedule;
 pub mod sides;
 pub mod spec;
 pub mod system;

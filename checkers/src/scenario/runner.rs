@@ -11,16 +11,15 @@ use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use rift_history::{Entry, NemesisOp, PhaseMark as HistoryPhase, Recorder};
-use rift_proxy::control::ActiveFault;
-use rift_proxy::fault::FaultRequest;
 use tokio::sync::watch;
 
+pub use super::apply::roles;
+use super::apply::{resolve_fault, start_fault, stop_fault};
 use super::check::{CheckerImpl, Driver, HistoryCheck, run_history_checks};
-use super::nemesis::resolve_rules;
 use super::progress::Progress;
-use super::sides::quorum_sides;
+use super::schedule::Step;
 use super::spec::Scenario;
-use super::{AppliedFault, Checker, Cluster, Phase, ScenarioContext, ScenarioError, Status};
+use super::{Checker, Cluster, Phase, ScenarioContext, ScenarioError, Status, Workload};
 use crate::report::{PhaseMark, Report};
 
 #[derive(Debug, Clone, Default)]
@@ -145,47 +144,23 @@ async fn timeline(
     ctx.baseline_leader = cluster.leader().await;
     phase(&mut checkers, Phase::Baseline, &ctx).await;
 
-    let fault = resolve_fault(scenario, cluster, ctx.baseline_leader.clone()).await?;
-    progress.line(format!(
-        "apply {}: {} rule(s){}",
-        fault.label,
-        fault.rules.len(),
-        if fault.bindings.is_empty() {
-            String::new()
-        } else {
-            format!(", bindings {:?}", fault.bindings)
-        },
-    ));
-    let fault = start_fault(cluster, recorder, fault).await?;
-    progress.line(format!(
-        "applied fault {}: majority side {:?}, minority side {:?}",
-        fault.id, fault.majority, fault.minority
-    ));
-    let applied_ms = marks.mark("fault");
-    let fault_id = fault.id;
-    ctx.fault = Some(fault);
-    if let Some(w) = workload.as_mut() {
-        w.mark_phase("fault", applied_ms);
-    }
-
-    // From here on the fault is in place: heal whatever happens.
-    let held = async {
-        phase(&mut checkers, Phase::FaultApplied, &ctx).await;
-        progress.wait("hold", scenario.timeline.hold, cluster).await;
-        phase(&mut checkers, Phase::HoldEnd, &ctx).await;
+    let steps = scenario.schedule();
+    let mut run = Schedule {
+        scenario,
+        cluster,
+        recorder,
+        progress: &progress,
+        active: BTreeMap::new(),
     };
-    held.await;
-    // Taken before the heal: an acknowledgement after this instant may owe to the heal,
-    // so it is never counted as one received during the fault.
-    let heal_ms = recorder.now() / 1_000_000;
-    let healed = stop_fault(cluster, recorder, fault_id).await;
-    marks.mark("heal");
+    let ran = run
+        .run(&steps, &mut checkers, &mut ctx, &mut marks, &mut workload)
+        .await;
+    // A final heal always comes before the settle and the final reads: every step
+    // healed its own fault, so this only acts after an error (and then says so).
+    let healed = run.heal_all().await;
+    ran?;
     healed?;
     progress.line("healed");
-    if let Some(w) = workload.as_mut() {
-        w.mark_phase("settle", heal_ms);
-    }
-    phase(&mut checkers, Phase::Healed, &ctx).await;
     progress
         .wait("settle", scenario.timeline.settle, cluster)
         .await;
@@ -219,93 +194,139 @@ async fn timeline(
     Ok((report, pending))
 }
 
-/// Applies `fault` and records the nemesis `start` with the fault as the proxy
-/// returned it: its id and the directed rules it resolved and applied. The sides of
-/// the cut are computed from those rules, not from the ones that were asked for.
-async fn start_fault(
-    cluster: &dyn Cluster,
-    recorder: &Recorder,
-    mut fault: AppliedFault,
-) -> Result<AppliedFault, ScenarioError> {
-    let invoked = recorder.now();
-    let applied = cluster
-        .nemesis()
-        .apply(FaultRequest {
-            label: fault.label.clone(),
-            rules: fault.rules.clone(),
-            duration: None,
-        })
-        .await;
-    let time = recorder.now();
-    let active = match applied {
-        Ok(active) => active,
-        Err(e) => {
-            let mut op = NemesisOp::new(
-                invoked,
-                time,
-                "start",
-                serde_json::json!({"label": fault.label, "bindings": fault.bindings}),
-            );
-            op.error = Some(e.to_string());
-            recorder.record(Entry::Nemesis(op));
-            return Err(e);
-        }
-    };
-    let (majority, minority) = quorum_sides(
-        &cluster.nodes(),
-        &active.rules,
-        cluster.consensus_endpoint(),
-    );
-    fault.id = active.id;
-    fault.rules = active.rules.clone();
-    fault.majority = majority;
-    fault.minority = minority;
-    recorder.record(Entry::Nemesis(NemesisOp::new(
-        invoked,
-        time,
-        "start",
-        nemesis_value(&active, &fault),
-    )));
-    Ok(fault)
+/// Runs a schedule of faults: applies each step at its time after the baseline and
+/// heals it `hold` later, records both in the history, and calls the phases around
+/// each (FaultApplied after an apply; HoldEnd before and Healed after a heal).
+struct Schedule<'a> {
+    scenario: &'a Scenario,
+    cluster: &'a dyn Cluster,
+    recorder: &'a Recorder,
+    progress: &'a Progress,
+    /// Step index -> the proxy's id of its fault, while it is in place.
+    active: BTreeMap<usize, u64>,
 }
 
-/// Heals fault `id` and records the nemesis `stop` with the fault the proxy removed.
-/// Should the proxy not know the fault any more, every fault is healed instead, so
-/// that nothing stays in place, and the stop records the error.
-async fn stop_fault(
-    cluster: &dyn Cluster,
-    recorder: &Recorder,
-    id: u64,
-) -> Result<(), ScenarioError> {
-    let invoked = recorder.now();
-    let healed = cluster.nemesis().heal_fault(id).await;
-    let (value, error, result) = match healed {
-        Ok(active) => (
-            serde_json::json!({"id": active.id, "label": active.label, "rules": active.rules}),
-            None,
-            Ok(()),
-        ),
-        Err(e) => {
-            let all = cluster.nemesis().heal().await;
-            let error = format!("heal of fault {id}: {e}; healed every fault instead");
-            (serde_json::json!({ "id": id }), Some(error), all)
-        }
-    };
-    let mut op = NemesisOp::new(invoked, recorder.now(), "stop", value);
-    op.error = error;
-    recorder.record(Entry::Nemesis(op));
-    result
+/// One instant of a schedule: a step's fault applied or healed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Event {
+    // Heals sort before applies at the same instant: a step that starts as another
+    // ends follows it rather than overlapping it.
+    Heal(usize),
+    Apply(usize),
 }
 
-fn nemesis_value(active: &ActiveFault, fault: &AppliedFault) -> serde_json::Value {
-    serde_json::json!({
-        "id": active.id,
-        "label": active.label,
-        "rules": active.rules,
-        "bindings": fault.bindings,
-        "majority": fault.majority,
-        "minority": fault.minority,
-    })
+/// The events of `steps` in time order.
+fn events(steps: &[Step]) -> Vec<(Duration, Event)> {
+    let mut events: Vec<(Duration, Event)> = steps
+        .iter()
+        .enumerate()
+        .flat_map(|(i, s)| [(s.at, Event::Apply(i)), (s.end(), Event::Heal(i))])
+        .collect();
+    events.sort();
+    events
+}
+
+impl Schedule<'_> {
+    async fn run(
+        &mut self,
+        steps: &[Step],
+        checkers: &mut Participants,
+        ctx: &mut ScenarioContext,
+        marks: &mut Marks<'_>,
+        workload: &mut Option<Box<dyn Workload>>,
+    ) -> Result<(), ScenarioError> {
+        let begin = Instant::now();
+        for (at, event) in events(steps) {
+            let now = begin.elapsed();
+            if at > now {
+                let what = if self.active.is_empty() {
+                    "wait"
+                } else {
+                    "hold"
+                };
+                self.progress.wait(what, at - now, self.cluster).await;
+            }
+            match event {
+                Event::Apply(i) => {
+                    let step = &steps[i];
+                    let name = if steps.len() == 1 {
+                        "fault".to_string()
+                    } else {
+                        format!("step[{}]", i + 1)
+                    };
+                    let fault = resolve_fault(
+                        self.scenario,
+                        &step.fault,
+                        &name,
+                        self.cluster,
+                        ctx.baseline_leader.clone(),
+                    )
+                    .await?;
+                    self.progress.line(format!(
+                        "apply {} ({name}, held {:?}): {} rule(s){}",
+                        fault.label,
+                        step.hold,
+                        fault.rules.len(),
+                        if fault.bindings.is_empty() {
+                            String::new()
+                        } else {
+                            format!(", bindings {:?}", fault.bindings)
+                        },
+                    ));
+                    let fault = start_fault(self.cluster, self.recorder, fault).await?;
+                    self.progress.line(format!(
+                        "applied fault {}: majority side {:?}, minority side {:?}",
+                        fault.id, fault.majority, fault.minority
+                    ));
+                    self.active.insert(i, fault.id);
+                    ctx.hold = step.hold;
+                    let applied_ms = marks.mark("fault");
+                    ctx.fault = Some(fault);
+                    if let Some(w) = workload.as_mut() {
+                        w.mark_phase("fault", applied_ms);
+                    }
+                    phase(checkers, Phase::FaultApplied, ctx).await;
+                }
+                Event::Heal(i) => {
+                    let Some(id) = self.active.remove(&i) else {
+                        continue;
+                    };
+                    phase(checkers, Phase::HoldEnd, ctx).await;
+                    // Taken before the heal: an acknowledgement after this instant may
+                    // owe to the heal, so it never counts as one received during the fault.
+                    let heal_ms = self.recorder.now() / 1_000_000;
+                    let healed = stop_fault(self.cluster, self.recorder, id).await;
+                    marks.mark("heal");
+                    healed?;
+                    if let Some(w) = workload.as_mut() {
+                        w.mark_phase("settle", heal_ms);
+                    }
+                    phase(checkers, Phase::Healed, ctx).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Heals every fault still in place (after an error), recorded as one nemesis
+    /// `stop` without an id, which closes every open window.
+    async fn heal_all(&mut self) -> Result<(), ScenarioError> {
+        if self.active.is_empty() {
+            return Ok(());
+        }
+        let invoked = self.recorder.now();
+        let healed = self.cluster.nemesis().heal().await;
+        let ids: Vec<u64> = std::mem::take(&mut self.active).into_values().collect();
+        let mut op = NemesisOp::new(
+            invoked,
+            self.recorder.now(),
+            "stop",
+            serde_json::json!({ "all": true, "ids": ids }),
+        );
+        op.error = healed.as_ref().err().map(|e| e.to_string());
+        self.recorder.record(Entry::Nemesis(op));
+        healed
+    }
 }
 
 /// Everything called at each phase: live checkers and the drivers of history checks.
@@ -318,73 +339,6 @@ async fn phase(all: &mut Participants, phase: Phase, ctx: &ScenarioContext) {
     let checkers = join_all(all.checkers.iter_mut().map(|c| c.on_phase(phase, ctx)));
     let drivers = join_all(all.drivers.iter_mut().map(|d| d.on_phase(phase, ctx)));
     tokio::join!(checkers, drivers);
-}
-
-/// Roles a scenario may bind: `leader`, and `follower`/`follower1`, `follower2`, ...
-/// (the non-leaders in node order).
-pub fn roles(nodes: &[String], leader: Option<&str>) -> BTreeMap<String, String> {
-    let mut roles = BTreeMap::new();
-    if let Some(l) = leader {
-        roles.insert("leader".to_string(), l.to_string());
-        for (i, f) in nodes.iter().filter(|n| *n != l).enumerate() {
-            if i == 0 {
-                roles.insert("follower".to_string(), f.clone());
-            }
-            roles.insert(format!("follower{}", i + 1), f.clone());
-        }
-    }
-    roles
-}
-
-async fn resolve_fault(
-    scenario: &Scenario,
-    cluster: &dyn Cluster,
-    baseline_leader: Option<String>,
-) -> Result<AppliedFault, ScenarioError> {
-    // Resolve at apply time: the leader may have changed since baseline.
-    let leader = cluster.leader().await.or(baseline_leader);
-    let nodes = cluster.nodes();
-    let roles = roles(&nodes, leader.as_deref());
-    // Roles are bindings too, so a profile whose target is `leader` needs no
-    // explicit binding; the scenario's own bindings win.
-    let mut bindings = roles.clone();
-    for (k, v) in &scenario.fault.bindings {
-        let node = if nodes.contains(v) {
-            v.clone()
-        } else if let Some(n) = roles.get(v) {
-            n.clone()
-        } else {
-            return Err(ScenarioError::Field {
-                origin: scenario.origin.clone(),
-                field: format!("fault.bindings.{k}"),
-                value: v.clone(),
-                reason: format!(
-                    "neither a node ({}) nor a role the cluster has now ({})",
-                    nodes.join(", "),
-                    roles.keys().cloned().collect::<Vec<_>>().join(", ")
-                ),
-            });
-        };
-        bindings.insert(k.clone(), node);
-    }
-    let topology = cluster.nemesis().topology().await?;
-    let library = cluster.nemesis().local_profiles();
-    let rules = resolve_rules(
-        &library,
-        &topology,
-        scenario.fault.profile.as_deref(),
-        &bindings,
-        &scenario.fault.rules,
-        &roles,
-    )?;
-    Ok(AppliedFault {
-        id: 0,
-        label: scenario.fault_label(),
-        bindings,
-        rules,
-        majority: Vec::new(),
-        minority: Vec::new(),
-    })
 }
 
 #[cfg(test)]

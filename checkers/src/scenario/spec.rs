@@ -16,8 +16,15 @@
 //!
 //! [timeline]
 //! baseline = "2s"
-//! hold = "6s"
+//! hold = "6s"               # the [fault]'s hold
 //! settle = "5s"
+//! ```
+//!
+//! Instead of `[fault]` + `hold`, a schedule of several faults: `[[step]]` tables
+//! (`at`, `hold`, and a profile or rules each) or one `[generator]`; see
+//! [`super::schedule`].
+//!
+//! ```toml
 //!
 //! [workload]                # optional
 //! kind = "puts"
@@ -34,14 +41,19 @@ use rift_proxy::fault::LinkRule;
 use serde::Deserialize;
 
 use super::ScenarioError;
+use super::schedule::{GeneratorSpec, Step, StepSpec};
 
 #[derive(Debug, Clone)]
 pub struct Scenario {
     pub name: String,
     pub description: String,
     pub cluster: ClusterSpec,
+    /// The single fault of the shorthand form (empty when the scenario has a schedule).
     pub fault: FaultSpec,
     pub timeline: Timeline,
+    /// `[[step]]` tables, in file order.
+    pub steps: Vec<StepSpec>,
+    pub generator: Option<GeneratorSpec>,
     pub workload: Option<WorkloadSpec>,
     pub checkers: Vec<CheckerSpec>,
     /// The file it came from, for error messages.
@@ -56,7 +68,7 @@ pub struct ClusterSpec {
     pub settings: toml::Table,
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Default, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct FaultSpec {
     /// A profile name from the profile library.
@@ -76,7 +88,8 @@ pub struct FaultSpec {
 pub struct Timeline {
     #[serde(default = "default_baseline", with = "dur")]
     pub baseline: Duration,
-    #[serde(with = "dur")]
+    /// The `[fault]`'s hold (absent with a schedule).
+    #[serde(default, with = "dur")]
     pub hold: Duration,
     #[serde(default = "default_settle", with = "dur")]
     pub settle: Duration,
@@ -142,8 +155,11 @@ struct Raw {
     #[serde(default)]
     description: String,
     cluster: toml::Table,
-    fault: FaultSpec,
+    fault: Option<FaultSpec>,
     timeline: Timeline,
+    #[serde(default)]
+    step: Vec<StepSpec>,
+    generator: Option<GeneratorSpec>,
     workload: Option<toml::Table>,
     #[serde(default, rename = "checker")]
     checkers: Vec<toml::Table>,
@@ -195,6 +211,22 @@ impl Scenario {
                 settings: t,
             });
         }
+        let sources = [
+            raw.fault.is_some(),
+            !raw.step.is_empty(),
+            raw.generator.is_some(),
+        ];
+        if sources.iter().filter(|s| **s).count() != 1 {
+            return Err(field(
+                origin,
+                "fault",
+                &format!(
+                    "[fault]: {}, [[step]]: {}, [generator]: {}",
+                    sources[0], sources[1], sources[2]
+                ),
+                "give exactly one of [fault] (with timeline.hold), [[step]] tables or [generator]",
+            ));
+        }
         let s = Scenario {
             name: raw.name,
             description: raw.description,
@@ -203,8 +235,10 @@ impl Scenario {
                 nodes,
                 settings: cluster,
             },
-            fault: raw.fault,
+            fault: raw.fault.clone().unwrap_or_default(),
             timeline: raw.timeline,
+            steps: raw.step,
+            generator: raw.generator,
             workload,
             checkers,
             origin: origin.to_string(),
@@ -223,40 +257,38 @@ impl Scenario {
                 "must be a non-empty word without '/' or spaces",
             ));
         }
-        match (&self.fault.profile, self.fault.rules.is_empty()) {
-            (Some(_), false) => {
+        if self.steps.is_empty() && self.generator.is_none() {
+            self.fault.validate(o, "fault")?;
+            if self.timeline.hold.is_zero() {
                 return Err(field(
                     o,
-                    "fault",
-                    "profile and rules",
-                    "give either a profile or inline rules, not both",
+                    "timeline.hold",
+                    "0s",
+                    "the fault must be held for some time",
                 ));
             }
-            (None, true) => {
-                return Err(field(
-                    o,
-                    "fault",
-                    "(empty)",
-                    "give a profile or inline rules",
-                ));
-            }
-            _ => {}
-        }
-        if self.fault.profile.is_none() && !self.fault.bindings.is_empty() {
-            return Err(field(
-                o,
-                "fault.bindings",
-                "(set)",
-                "bindings only apply to a profile",
-            ));
-        }
-        if self.timeline.hold.is_zero() {
+        } else if !self.timeline.hold.is_zero() {
             return Err(field(
                 o,
                 "timeline.hold",
-                "0s",
-                "the fault must be held for some time",
+                &format!("{:?}", self.timeline.hold),
+                "applies to [fault] only: each [[step]] and the [generator] give their own hold",
             ));
+        }
+        for (i, step) in self.steps.iter().enumerate() {
+            let at = format!("step[{}]", i + 1);
+            step.clone().into_step().fault.validate(o, &at)?;
+            if step.hold.is_zero() {
+                return Err(field(
+                    o,
+                    &format!("{at}.hold"),
+                    "0s",
+                    "the fault must be held for some time",
+                ));
+            }
+        }
+        if let Some(g) = &self.generator {
+            g.validate(o)?;
         }
         if self.checkers.is_empty() {
             return Err(field(
@@ -271,11 +303,83 @@ impl Scenario {
 
     /// The fault's label in events and reports.
     pub fn fault_label(&self) -> String {
-        self.fault
-            .label
+        self.fault.label_or_default()
+    }
+
+    /// The faults to apply, in order of their start: the `[[step]]` tables, the
+    /// `[generator]`'s sequence, or the `[fault]` as one step at `0s`.
+    pub fn schedule(&self) -> Vec<Step> {
+        let mut steps: Vec<Step> = if let Some(g) = &self.generator {
+            g.steps()
+        } else if !self.steps.is_empty() {
+            self.steps
+                .iter()
+                .cloned()
+                .map(StepSpec::into_step)
+                .collect()
+        } else {
+            vec![Step {
+                at: Duration::ZERO,
+                hold: self.timeline.hold,
+                fault: self.fault.clone(),
+            }]
+        };
+        steps.sort_by_key(|s| s.at);
+        steps
+    }
+
+    /// Every profile the scenario names.
+    pub fn profiles(&self) -> Vec<String> {
+        let mut p: Vec<String> = self
+            .schedule()
+            .into_iter()
+            .filter_map(|s| s.fault.profile)
+            .collect();
+        p.sort();
+        p.dedup();
+        p
+    }
+}
+
+impl FaultSpec {
+    /// The label in events and reports: the given one, else the profile, else `inline`.
+    pub fn label_or_default(&self) -> String {
+        self.label
             .clone()
-            .or_else(|| self.fault.profile.clone())
+            .or_else(|| self.profile.clone())
             .unwrap_or_else(|| "inline".to_string())
+    }
+
+    /// A profile with bindings, or inline rules: `at` names the table in errors.
+    pub fn validate(&self, origin: &str, at: &str) -> Result<(), ScenarioError> {
+        match (&self.profile, self.rules.is_empty()) {
+            (Some(_), false) => {
+                return Err(field(
+                    origin,
+                    at,
+                    "profile and rules",
+                    "give either a profile or inline rules, not both",
+                ));
+            }
+            (None, true) => {
+                return Err(field(
+                    origin,
+                    at,
+                    "(empty)",
+                    "give a profile or inline rules",
+                ));
+            }
+            _ => {}
+        }
+        if self.profile.is_none() && !self.bindings.is_empty() {
+            return Err(field(
+                origin,
+                &format!("{at}.bindings"),
+                "(set)",
+                "bindings only apply to a profile",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -310,99 +414,4 @@ pub mod dur {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const GOOD: &str = r#"
-name = "t"
-[cluster]
-system = "etcd"
-nodes = 3
-pre_vote = false
-[fault]
-profile = "minority-isolation"
-bindings = { target = "leader" }
-[timeline]
-hold = "3s"
-[[checker]]
-kind = "leader-step-down"
-within = "2s"
-"#;
-
-    #[test]
-    fn parses_a_scenario() {
-        let s = Scenario::parse(GOOD, "t.toml").unwrap();
-        assert_eq!(s.cluster.system, "etcd");
-        assert_eq!(s.cluster.nodes, 3);
-        assert_eq!(
-            s.cluster.settings.get("pre_vote"),
-            Some(&toml::Value::Boolean(false))
-        );
-        assert_eq!(s.timeline.hold, Duration::from_secs(3));
-        assert_eq!(s.timeline.baseline, Duration::from_secs(2));
-        assert_eq!(s.fault.bindings["target"], "leader");
-        assert_eq!(s.checkers[0].kind, "leader-step-down");
-        assert!(s.checkers[0].settings.contains_key("within"));
-        assert_eq!(s.fault_label(), "minority-isolation");
-    }
-
-    #[test]
-    fn unknown_fields_name_file_and_field() {
-        let bad = GOOD.replace("[timeline]", "[timeline]\nhodl = \"3s\"");
-        let e = Scenario::parse(&bad, "x.toml").unwrap_err().to_string();
-        assert!(e.contains("x.toml") && e.contains("hodl"), "{e}");
-        let bad = GOOD.replace("profile = ", "profle = ");
-        let e = Scenario::parse(&bad, "x.toml").unwrap_err().to_string();
-        assert!(e.contains("profle"), "{e}");
-        let bad = GOOD.replace("nodes = 3", "nodes = \"three\"");
-        let e = Scenario::parse(&bad, "x.toml").unwrap_err().to_string();
-        assert!(e.contains("cluster.nodes") && e.contains("three"), "{e}");
-        let bad = GOOD.replace("hold = \"3s\"", "hold = \"3 parsecs\"");
-        let e = Scenario::parse(&bad, "x.toml").unwrap_err().to_string();
-        assert!(e.contains("3 parsecs"), "{e}");
-    }
-
-    #[test]
-    fn checker_settings_are_checked_by_the_checker_type() {
-        #[derive(Deserialize, Debug)]
-        #[serde(deny_unknown_fields)]
-        #[allow(dead_code)]
-        struct Cfg {
-            within: String,
-        }
-        let s = Scenario::parse(&GOOD.replace("within", "witin"), "y.toml").unwrap();
-        let e = s.checkers[0].parse::<Cfg>().unwrap_err().to_string();
-        assert!(
-            e.contains("y.toml: [[checker]] #1 (leader-step-down)") && e.contains("witin"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn fault_needs_exactly_one_source() {
-        let both = GOOD.replace(
-            "bindings = { target = \"leader\" }",
-            "rules = [{ from = \"etcd1\", to = \"etcd2\", fault = { kind = \"hold\" } }]",
-        );
-        assert!(
-            Scenario::parse(&both, "z")
-                .unwrap_err()
-                .to_string()
-                .contains("not both")
-        );
-        let inline = both.replace("profile = \"minority-isolation\"\n", "");
-        let s = Scenario::parse(&inline, "z").unwrap();
-        assert_eq!(s.fault.rules[0].to, "etcd2");
-        assert_eq!(s.fault_label(), "inline");
-        let none = GOOD.replace(
-            "[[checker]]\nkind = \"leader-step-down\"\nwithin = \"2s\"\n",
-            "",
-        );
-        assert!(
-            Scenario::parse(&none, "z")
-                .unwrap_err()
-                .to_string()
-                .contains("checker")
-        );
-    }
-}
+mod tests;

@@ -32,10 +32,16 @@ pub struct StepDownConfig {
     /// timeouts of the cluster).
     #[serde(default, with = "opt_dur")]
     pub within: Option<Duration>,
+    /// Judge only the faults that put the leader on the minority side (a schedule that
+    /// mixes leader and follower isolations); UNKNOWN when none did. By default every
+    /// fault is judged, so isolating a follower fails.
+    #[serde(default)]
+    pub only_leader_isolations: bool,
 }
 
 pub struct StepDown {
     limit: Duration,
+    only_leader_isolations: bool,
     /// Where the limit comes from, for the evidence.
     why: String,
 }
@@ -43,14 +49,17 @@ pub struct StepDown {
 impl StepDown {
     /// `election`: the cluster's election timeout, the scale of both events.
     pub fn new(config: StepDownConfig, election: Duration) -> Self {
+        let only_leader_isolations = config.only_leader_isolations;
         match config.within {
             Some(within) => Self {
                 limit: within,
                 why: "the scenario's `within`".into(),
+                only_leader_isolations,
             },
             None => Self {
                 limit: election * 4,
                 why: format!("4 × the election timeout of {} ms", election.as_millis()),
+                only_leader_isolations,
             },
         }
     }
@@ -174,10 +183,28 @@ impl HistoryCheck for StepDown {
         let nodes = nodes(h);
         let last = last_time(h);
         let mut summary = Vec::new();
+        let mut judged = 0;
         for w in &windows {
+            if self.only_leader_isolations
+                && leader_before(h, &nodes, w.start)
+                    .is_some_and(|(l, _, _)| !w.minority.contains(&l))
+            {
+                v.evidence(format!(
+                    "fault {} ({}): the leader is not on its minority side {:?}: not judged",
+                    w.id, w.label, w.minority
+                ));
+                continue;
+            }
+            judged += 1;
             if let Some(s) = self.judge(&mut v, h, &nodes, w, last, limit) {
                 summary.push(s);
             }
+        }
+        if judged == 0 {
+            v.unknown(format!(
+                "none of the {} fault(s) isolated the leader: there was nothing to step down from",
+                windows.len()
+            ));
         }
         if v.status == Status::Pass {
             v.pass(format!(

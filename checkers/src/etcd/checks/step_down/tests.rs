@@ -57,6 +57,7 @@ fn history(end_ms: u64, state: impl Fn(&str, u64) -> Option<(u64, u64)>) -> Hist
 fn check(limit_ms: u64, h: &History) -> Verdict {
     let config = StepDownConfig {
         within: Some(Duration::from_millis(limit_ms)),
+        ..Default::default()
     };
     StepDown::new(config, Duration::from_millis(500)).check(h)
 }
@@ -166,5 +167,30 @@ fn the_default_limit_is_four_election_timeouts() {
     assert!(
         v.evidence[0].starts_with("limit 2000 ms (4 × the election timeout of 500 ms)"),
         "{v:?}"
+    );
+}
+
+#[test]
+fn only_leader_isolations_skips_faults_that_spare_the_leader() {
+    // "b" leads throughout; the fault isolates "a", a follower.
+    let h = history(8000, |_, _| Some((22, 2)));
+    let all = StepDown::new(StepDownConfig::default(), Duration::from_millis(500)).check(&h);
+    assert_eq!(all.status, Status::Fail, "{all:?}");
+    assert!(
+        all.summary.contains("b never stepped down"),
+        "{}",
+        all.summary
+    );
+    let config = StepDownConfig {
+        only_leader_isolations: true,
+        ..Default::default()
+    };
+    let some = StepDown::new(config, Duration::from_millis(500)).check(&h);
+    assert_eq!(some.status, Status::Unknown, "{some:?}");
+    assert!(
+        some.summary
+            .contains("none of the 1 fault(s) isolated the leader"),
+        "{}",
+        some.summary
     );
 }
