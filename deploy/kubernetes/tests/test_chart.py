@@ -170,3 +170,16 @@ def test_prometheus_scrapes_every_controller_and_agent_with_the_token(default_re
         _, topo = r.topologies[cluster]
         assert sorted(targets[f"rift-{cluster}-agents"]) == sorted(a["api"] for a in topo["agent"])
         assert targets[f"rift-{cluster}-controller"] == [f"rift-{cluster}-controller.{NS}.svc.cluster.local:7070"]
+
+
+def test_the_rendered_topologies_are_the_fixtures_rift_parses(default_render):
+    """proxy/src/cluster/config.rs parses these fixtures with the controller's own
+    parser; they must be what the chart renders, or that test checks something else."""
+    r = rendered(default_render)
+    for cluster in ("etcd", "kafka"):
+        docs = [d for d in cc.find(r.docs, "ConfigMap") if d["metadata"]["name"] == r.topologies[cluster][0]]
+        fixture = cc.K8S_DIR / "tests" / "fixtures" / f"{cluster}-topology.toml"
+        assert docs[0]["data"]["topology.toml"] == fixture.read_text(encoding="utf-8"), (
+            f"{fixture} differs from the chart's render; regenerate it from `helm template rift "
+            f"deploy/kubernetes/rift --namespace chaos`"
+        )

@@ -295,4 +295,33 @@ upstream = "127.0.1.2:2380"
         let e = error_of(&same_agent);
         assert!(e.contains("agent h1") && e.contains("listen"), "{e}");
     }
+
+    /// The topologies the Helm chart renders (kept equal to `helm template` by
+    /// deploy/kubernetes/tests) are ones the controller accepts: pods' DNS names as agent
+    /// APIs and source_hosts, every agent listening on the same 0.0.0.0 ports.
+    #[test]
+    fn the_helm_charts_topologies_parse() {
+        for (origin, text, nodes) in [
+            (
+                "etcd-topology.toml",
+                include_str!("../../../deploy/kubernetes/tests/fixtures/etcd-topology.toml"),
+                3,
+            ),
+            (
+                "kafka-topology.toml",
+                include_str!("../../../deploy/kubernetes/tests/fixtures/kafka-topology.toml"),
+                3,
+            ),
+        ] {
+            let config = ClusterTopology::parse(text, origin).unwrap();
+            assert_eq!(config.agents.len(), nodes, "{origin}");
+            assert!(
+                config
+                    .nodes
+                    .iter()
+                    .all(|n| n.source_hosts.len() == 1 && n.source_ips.is_empty()),
+                "{origin}"
+            );
+        }
+    }
 }
