@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Args;
 use rift_checkers::report::Report;
 use rift_checkers::scenario::runner::{RunOptions, run as run_scenario};
@@ -101,15 +101,9 @@ pub async fn run(args: MatrixArgs) -> anyhow::Result<ExitCode> {
 
 /// The versions asked for, checked against the scenario's system, or all it offers.
 fn versions_for(scenario: &Scenario, asked: &[String]) -> anyhow::Result<Vec<String>> {
-    use rift_checkers::lab::versions::{ETCD_RELEASES, KAFKA_RELEASES, find};
-    let releases = match scenario.cluster.system.as_str() {
-        "etcd" => ETCD_RELEASES,
-        "kafka" => KAFKA_RELEASES,
-        other => bail!(
-            "{}: cluster.system {other:?} has no versions",
-            scenario.origin
-        ),
-    };
+    use rift_checkers::lab::versions::find;
+    let system = rift_checkers::scenario::system::find(&scenario.cluster.system, &scenario.origin)?;
+    let releases = system.releases();
     if asked.is_empty() {
         return Ok(releases.iter().map(|r| r.line.to_string()).collect());
     }

@@ -19,7 +19,7 @@ use crate::lab::etcd::{EtcdLab, EtcdLabConfig};
 use crate::scenario::check::CheckerImpl;
 use crate::scenario::nemesis::Nemesis;
 use crate::scenario::spec::{CheckerSpec, ClusterSpec, WorkloadSpec};
-use crate::scenario::system::{AttachOptions, StartOptions};
+use crate::scenario::system::{AttachOptions, StartOptions, System};
 use crate::scenario::{BoxFuture, Checker, Cluster, ScenarioError, Workload};
 
 /// `[cluster]` keys for `system = "etcd"` besides `nodes`.
@@ -154,6 +154,45 @@ impl EtcdCluster {
 
     pub fn observer(&self) -> EtcdObserver {
         self.observer.clone()
+    }
+}
+
+/// Etcd in the system registry ([`crate::scenario::system::REGISTRY`]).
+pub struct Etcd;
+
+impl System for Etcd {
+    fn name(&self) -> &'static str {
+        "etcd"
+    }
+
+    fn checkers(&self) -> &'static [&'static str] {
+        CHECKERS
+    }
+
+    fn releases(&self) -> &'static [crate::lab::versions::Release] {
+        crate::lab::versions::ETCD_RELEASES
+    }
+
+    fn start<'a>(
+        &'a self,
+        spec: &'a ClusterSpec,
+        origin: &'a str,
+        options: &'a StartOptions,
+    ) -> BoxFuture<'a, Result<Box<dyn Cluster>, ScenarioError>> {
+        Box::pin(async move {
+            Ok(Box::new(EtcdCluster::start(spec, origin, options).await?) as Box<dyn Cluster>)
+        })
+    }
+
+    fn attach<'a>(
+        &'a self,
+        spec: &'a ClusterSpec,
+        origin: &'a str,
+        options: &'a AttachOptions,
+    ) -> BoxFuture<'a, Result<Box<dyn Cluster>, ScenarioError>> {
+        Box::pin(async move {
+            Ok(Box::new(EtcdCluster::attach(spec, origin, options).await?) as Box<dyn Cluster>)
+        })
     }
 }
 

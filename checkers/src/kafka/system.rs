@@ -25,7 +25,7 @@ use crate::lab::kafka::{CONTROLLER_ENDPOINT, KafkaLab, KafkaLabOptions};
 use crate::scenario::check::CheckerImpl;
 use crate::scenario::nemesis::Nemesis;
 use crate::scenario::spec::{CheckerSpec, ClusterSpec, WorkloadSpec};
-use crate::scenario::system::{AttachOptions, StartOptions};
+use crate::scenario::system::{AttachOptions, StartOptions, System};
 use crate::scenario::{BoxFuture, Cluster, ScenarioError, Workload};
 
 /// `[cluster]` keys for `system = "kafka"` besides `nodes`.
@@ -253,6 +253,45 @@ async fn broker_id_at(
     .await
     .ok()
     .flatten()
+}
+
+/// Kafka in the system registry ([`crate::scenario::system::REGISTRY`]).
+pub struct Kafka;
+
+impl System for Kafka {
+    fn name(&self) -> &'static str {
+        "kafka"
+    }
+
+    fn checkers(&self) -> &'static [&'static str] {
+        CHECKERS
+    }
+
+    fn releases(&self) -> &'static [crate::lab::versions::Release] {
+        crate::lab::versions::KAFKA_RELEASES
+    }
+
+    fn start<'a>(
+        &'a self,
+        spec: &'a ClusterSpec,
+        origin: &'a str,
+        options: &'a StartOptions,
+    ) -> BoxFuture<'a, Result<Box<dyn Cluster>, ScenarioError>> {
+        Box::pin(async move {
+            Ok(Box::new(KafkaCluster::start(spec, origin, options).await?) as Box<dyn Cluster>)
+        })
+    }
+
+    fn attach<'a>(
+        &'a self,
+        spec: &'a ClusterSpec,
+        origin: &'a str,
+        options: &'a AttachOptions,
+    ) -> BoxFuture<'a, Result<Box<dyn Cluster>, ScenarioError>> {
+        Box::pin(async move {
+            Ok(Box::new(KafkaCluster::attach(spec, origin, options).await?) as Box<dyn Cluster>)
+        })
+    }
 }
 
 impl Cluster for KafkaCluster {

@@ -10,9 +10,9 @@
 //!   [`Verdict`] (PASS/FAIL, evidence, timings).
 //!
 //! # Plugging in another system (Kafka)
-//! A system provides one type implementing [`Cluster`] and registers it in
-//! [`system::start_cluster`] / [`system::attach_cluster`] under its `cluster.system`
-//! name. The `Cluster` starts (or attaches to) the real members behind rift, resolves
+//! A system provides one type implementing [`Cluster`] and one implementing
+//! [`system::System`], registered with one line in [`system::REGISTRY`] under its
+//! `cluster.system` name. The `Cluster` starts (or attaches to) the real members behind rift, resolves
 //! roles such as `leader` at apply time, names the endpoint that carries consensus
 //! traffic (so the runner can tell which side of a cut has a quorum), and builds its
 //! own checkers and workload from the scenario's `[[checker]]` / `[workload]` tables
