@@ -73,6 +73,10 @@ pub fn topology_text(text: &str) -> Result<(), String> {
 /// router, driven on a runtime of its own.
 pub struct ApiHarness {
     runtime: tokio::runtime::Runtime,
+    topology: Arc<Topology>,
+    /// Parsed once: parsing the built-in profiles is most of what a fresh control
+    /// plane costs.
+    profiles: ProfileLibrary,
     control: Control,
     router: axum::Router,
 }
@@ -90,21 +94,49 @@ impl ApiHarness {
             .build()
             .expect("a current-thread runtime");
         let topology = Arc::new(Topology::parse(TOPOLOGY, "harness").expect("harness topology"));
+        let profiles = ProfileLibrary::builtin();
+        let (control, router) = Self::control_plane(&runtime, &topology, &profiles);
+        ApiHarness {
+            runtime,
+            topology,
+            profiles,
+            control,
+            router,
+        }
+    }
+
+    fn control_plane(
+        runtime: &tokio::runtime::Runtime,
+        topology: &Arc<Topology>,
+        profiles: &ProfileLibrary,
+    ) -> (Control, axum::Router) {
         let control = runtime.block_on(async {
             Control::new(
-                topology,
+                topology.clone(),
                 EventLog::new(None).expect("in-memory event log"),
                 Arc::new(SourceRegistry::default()),
-                ProfileLibrary::builtin(),
+                profiles.clone(),
                 Arc::new(ConnectionTable::default()),
             )
         });
         let router = crate::api::router(control.clone(), None);
-        ApiHarness {
-            runtime,
-            control,
-            router,
-        }
+        (control, router)
+    }
+
+    /// A fresh control plane (no faults, no events, no registered sources) on the same
+    /// runtime. Fuzz targets call it before every case so that a case's outcome depends
+    /// on its input alone: a crash found then reproduces from its one input, and cases
+    /// stay cheap (a control plane carried across millions of cases fills its event
+    /// ring and source registry, and every `/events` or `/status` case then serialises
+    /// all of it).
+    pub fn reset(&mut self) {
+        // Aborts the auto-heal timers, which hold a handle on the old control plane.
+        self.heal();
+        let (control, router) = Self::control_plane(&self.runtime, &self.topology, &self.profiles);
+        self.control = control;
+        self.router = router;
+        // Lets the runtime drop the aborted timer tasks now.
+        self.runtime.block_on(tokio::task::yield_now());
     }
 
     /// One request. Invariants: no 5xx (but 503 from `/metrics`, which has no recorder
@@ -235,5 +267,35 @@ mod tests {
         assert!(topology_text(TOPOLOGY).is_ok());
         assert_eq!(mutate(b"abc", &[(4, 1, 0)], &[]), b"a");
         assert_eq!(mutate(b"abc", &[(0, 3, 1)], &["x", "yz"]), b"abcyz");
+    }
+
+    #[test]
+    fn reset_starts_every_case_from_the_same_state() {
+        let mut api = ApiHarness::new();
+        let before = api.control.events().since(0).len();
+        assert_eq!(
+            api.request("POST", "/isolate", br#"{"node":"n2","duration":"1h"}"#),
+            Ok(Some(201))
+        );
+        assert_eq!(
+            api.request("POST", "/sources", br#"{"node":"n3","pids":[4242]}"#),
+            Ok(Some(200))
+        );
+        assert!(api.control.events().since(0).len() > before);
+        api.reset();
+        let status = api.control.status();
+        assert!(status.faults.is_empty(), "{:?}", status.faults);
+        assert!(
+            status.sources.iter().all(|s| s.pids.is_empty()),
+            "{:?}",
+            status.sources
+        );
+        assert_eq!(api.control.events().since(0).len(), before);
+        // The new router serves the new control plane.
+        assert_eq!(
+            api.request("POST", "/isolate", br#"{"node":"n1"}"#),
+            Ok(Some(201))
+        );
+        assert_eq!(api.control.status().faults.len(), 1);
     }
 }

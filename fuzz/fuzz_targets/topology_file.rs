@@ -1,0 +1,11 @@
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(text) = std::str::from_utf8(data) {
+        if let Err(reason) = rift_proxy::harness::topology_text(text) {
+            panic!("{reason}");
+        }
+    }
+});
