@@ -68,6 +68,8 @@ fn start_proxy(dir: &std::path::Path, api: &str) -> Proxy {
             "--events",
             events.to_str().unwrap(),
         ])
+        // The proxy's state file (.rift/proxy/) goes in the test's directory.
+        .current_dir(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -107,14 +107,39 @@ impl SourceRegistry {
     /// Identity index of the connection accepted with `peer` (the dialer's address)
     /// on `local` (our listening socket's address as the dialer sees it).
     pub fn identify(&self, ids: &Identities, peer: SocketAddr, local: SocketAddr) -> usize {
+        match self.identify_by_address(ids, peer) {
+            Some(index) => index,
+            None => self.identify_by_process(ids, peer, local),
+        }
+    }
+
+    /// The identity the address alone decides (a registered IP or host, or a non-local peer or
+    /// no registered PIDs: `client`); `None` when the owning process must be looked up
+    /// with [`SourceRegistry::identify_by_process`], which reads `/proc` and may take
+    /// milliseconds with thousands of descriptors, so callers on the data plane run it
+    /// on a blocking thread.
+    pub fn identify_by_address(&self, ids: &Identities, peer: SocketAddr) -> Option<usize> {
         if let Some(node) = read(&self.by_ip).get(&peer.ip()) {
-            return *node;
+            return Some(*node);
         }
         if let Some(node) = read(&self.by_host).get(&peer.ip()) {
-            return *node;
+            return Some(*node);
         }
+        if read(&self.by_pid).is_empty() || !is_local(peer.ip()) {
+            return Some(ids.client());
+        }
+        None
+    }
+
+    /// Which registered process holds the dialing socket (sock_diag, then `/proc`).
+    pub fn identify_by_process(
+        &self,
+        ids: &Identities,
+        peer: SocketAddr,
+        local: SocketAddr,
+    ) -> usize {
         let pids: Vec<(u32, usize)> = read(&self.by_pid).iter().map(|(k, v)| (*k, *v)).collect();
-        if pids.is_empty() || !is_local(peer.ip()) {
+        if pids.is_empty() {
             return ids.client();
         }
         match sys::tcp_socket_inode(peer, local) {
@@ -190,6 +215,27 @@ upstream = "127.0.0.1:9"
             reg.identify(&ids, "127.0.0.3:5555".parse().unwrap(), local),
             ids.client()
         );
+    }
+
+    #[test]
+    fn only_a_local_peer_with_registered_pids_needs_a_process_lookup() {
+        let reg = SourceRegistry::default();
+        let ids = ids();
+        let local_peer = "127.0.0.1:5555".parse().unwrap();
+        // No PIDs registered: the address decides.
+        assert_eq!(
+            reg.identify_by_address(&ids, local_peer),
+            Some(ids.client())
+        );
+        reg.register_pid(1, 1);
+        assert_eq!(reg.identify_by_address(&ids, local_peer), None);
+        // A remote peer cannot be one of our processes.
+        assert_eq!(
+            reg.identify_by_address(&ids, "10.1.2.3:5555".parse().unwrap()),
+            Some(ids.client())
+        );
+        reg.register_ip("127.0.0.1".parse().unwrap(), 0);
+        assert_eq!(reg.identify_by_address(&ids, local_peer), Some(0));
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //! - `rift_link_state{src,dst}`: 0 pass, 1 hold, 2 reset, 3 blackhole, 4 degraded
 //!   (strongest over endpoints) for bytes flowing src to dst.
 //! - `rift_faults_applied_total{profile}`, `rift_resets_total{reason}`
+//! - `rift_connections_refused_total{dst,endpoint}`: reset on accept because the
+//!   listener was at its connection cap (`rift proxy --max-connections`).
 //! - `rift_relay_delay_seconds`: time a chunk spent inside rift (read to write done).
 
 use std::sync::OnceLock;
@@ -84,6 +86,10 @@ pub fn for_connection(ids: &Identities, link: Link) -> (RelayMetrics, metrics::G
 
 pub fn connection_reset(reason: &'static str) {
     metrics::counter!("rift_resets_total", "reason" => reason).increment(1);
+}
+
+pub fn connection_refused(dst: &str, endpoint: &str) {
+    metrics::counter!("rift_connections_refused_total", "dst" => dst.to_string(), "endpoint" => endpoint.to_string()).increment(1);
 }
 
 pub fn fault_applied(profile: &str) {

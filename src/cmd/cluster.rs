@@ -135,7 +135,7 @@ pub async fn agent(args: AgentArgs) -> anyhow::Result<ExitCode> {
         "rift agent {name}: API on {} (Ctrl-C to stop)",
         running.api_url()
     );
-    running.run_until_signal().await;
+    running.run_until_signal(false).await;
     Ok(ExitCode::SUCCESS)
 }
 

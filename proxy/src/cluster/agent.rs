@@ -142,6 +142,8 @@ pub async fn start(options: AgentOptions) -> Result<RunningProxy, AgentError> {
         events_path: options.events_path,
         profiles_dir: None,
         api_token: options.token,
+        state: None,
+        max_connections: None,
     };
     let running = server::start_hosting(bootstrap.topology, proxy_options, Some(hosting)).await?;
     running.control().events().record(

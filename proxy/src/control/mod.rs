@@ -3,7 +3,7 @@
 //! Auto-heal timers, source registration and status snapshots live here too.
 
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
@@ -19,10 +19,12 @@ use crate::profile::{Bindings, Profile, ProfileLibrary, validate_groups};
 use crate::topology::Topology;
 
 pub mod limits;
+mod persist;
 mod replica;
 mod status;
 pub(crate) mod sync;
 
+pub use persist::{PersistError, Restored, StatePath};
 pub use replica::PreparedVersion;
 pub use status::{
     ConnectionEntry, ConnectionGroup, ConnectionSockets, ConnectionTable, LinkState, SourceInfo,
@@ -64,6 +66,8 @@ struct Inner {
     profiles: ProfileLibrary,
     connections: Arc<ConnectionTable>,
     runtime: tokio::runtime::Handle,
+    /// Set by [`Control::restore`]; every change is then written there.
+    state_path: OnceLock<StatePath>,
 }
 
 /// Cheap, cloneable handle on the control plane.
@@ -108,6 +112,7 @@ impl Control {
                 profiles,
                 connections,
                 runtime: tokio::runtime::Handle::current(),
+                state_path: OnceLock::new(),
             }),
         }
     }
@@ -202,16 +207,7 @@ impl Control {
                 .chain([fault.rules.as_slice()]),
         )?;
         state.next_id += 1;
-        let expiry = request.duration.map(|d| {
-            let control = self.clone();
-            self.inner
-                .runtime
-                .spawn(async move {
-                    tokio::time::sleep(d).await;
-                    control.expire(id);
-                })
-                .abort_handle()
-        });
+        let expiry = request.duration.map(|d| self.expire_after(id, d));
         state.active.push((fault.clone(), expiry));
         self.install(&mut state, matrix);
         drop(state);
@@ -360,6 +356,7 @@ impl Control {
         state.version = matrix.version;
         metrics::publish_link_states(&self.inner.ids, &matrix);
         self.inner.matrix.send_replace(Arc::new(matrix));
+        self.persist(state);
     }
 
     /// Compiles the active faults and publishes the new matrix (after a removal).

@@ -5,26 +5,22 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use metrics_exporter_prometheus::PrometheusHandle;
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
-use tokio::task::JoinSet;
-use tracing::Instrument;
 
 use crate::control::{ConnectionTable, Control};
 use crate::events::EventLog;
-use crate::fault::Fault;
 use crate::identity::SourceRegistry;
-use crate::matrix::MatrixWatch;
 use crate::profile::ProfileLibrary;
-use crate::relay::{self, ByteCounters, Link, set_reset_on_close};
 use crate::topology::Topology;
+
+mod accept;
 use crate::{api, metrics};
+use accept::{Target, accept_loop};
 
 const DEFAULT_API: &str = "127.0.0.1:7070";
-const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Default)]
 pub struct ProxyOptions {
@@ -36,6 +32,13 @@ pub struct ProxyOptions {
     pub profiles_dir: Option<PathBuf>,
     /// Bearer token the API requires; mandatory when the API is not on loopback.
     pub api_token: Option<String>,
+    /// Restore the faults of this state file before accepting a connection, and keep
+    /// it up to date (see [`crate::control::StatePath`]). Not for agents, whose faults
+    /// come from their controller.
+    pub state: Option<crate::control::StatePath>,
+    /// Most connections open at once on one listener; more are reset on accept and
+    /// counted in `rift_connections_refused_total`. `None`: no cap.
+    pub max_connections: Option<usize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +66,8 @@ pub enum ProxyError {
     Profiles(#[from] crate::profile::ProfileError),
     #[error("the initial matrix: {0}")]
     Initial(String),
+    #[error(transparent)]
+    State(#[from] crate::control::PersistError),
 }
 
 /// A started proxy. Dropping it does not stop it; call [`RunningProxy::shutdown`].
@@ -102,9 +107,15 @@ impl RunningProxy {
         }
     }
 
-    /// Runs until the shutdown signal of the process (Ctrl-C / SIGTERM) arrives.
-    pub async fn run_until_signal(self) {
+    /// Runs until the shutdown signal of the process (Ctrl-C / SIGTERM) arrives, then
+    /// stops accepting and closes every connection. The faults in force stay in the
+    /// state file (a restart puts them back) unless `heal_on_exit`, which heals first.
+    pub async fn run_until_signal(self, heal_on_exit: bool) {
         wait_for_signal().await;
+        if heal_on_exit {
+            let healed = self.control.heal();
+            tracing::info!(healed, "healed on exit");
+        }
         tracing::info!("shutting down");
         self.shutdown().await;
     }
@@ -229,7 +240,12 @@ pub async fn start_hosting(
             }
             hosting.router
         }
-        None => Box::new(api::router),
+        None => {
+            if let Some(state) = options.state {
+                control.restore(state)?;
+            }
+            Box::new(api::router)
+        }
     };
     control.events().record(
         "start",
@@ -266,6 +282,7 @@ pub async fn start_hosting(
             listener,
             target,
             control.clone(),
+            options.max_connections,
             shutdown.subscribe(),
         )));
     }
@@ -324,150 +341,4 @@ fn bind_listener(address: SocketAddr) -> std::io::Result<TcpListener> {
     socket.set_reuseaddr(true)?;
     socket.bind(address)?;
     socket.listen(ACCEPT_BACKLOG)
-}
-
-#[derive(Clone)]
-struct Target {
-    node: usize,
-    endpoint: usize,
-    upstream: Arc<str>,
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    target: Target,
-    control: Control,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    connections.spawn(handle_connection(stream, peer, target.clone(), control.clone()));
-                }
-                Err(error) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            _ = shutdown.changed() => break,
-        }
-    }
-    connections.shutdown().await;
-}
-
-async fn handle_connection(client: TcpStream, peer: SocketAddr, target: Target, control: Control) {
-    let ids = control.identities();
-    let local = client.local_addr().unwrap_or(peer);
-    let src = control.sources().identify(ids, peer, local);
-    let link = Link {
-        src,
-        dst: target.node,
-        endpoint: target.endpoint,
-    };
-    let span = tracing::info_span!(
-        "conn",
-        src = ids.name(src),
-        dst = ids.name(target.node),
-        endpoint = %ids.endpoint_names()[target.endpoint],
-        %peer,
-    );
-    async move {
-        let _ = client.set_nodelay(true);
-        let counters = Arc::new(ByteCounters::default());
-        let entry = control.connections().open(link, counters.clone(), peer, local);
-        let (relay_metrics, active) = metrics::for_connection(control.identities(), link);
-        let mut watch = control.watch();
-        let outcome = match admit(&mut watch, link).await {
-            Admission::Reset => {
-                metrics::connection_reset("fault");
-                set_reset_on_close(&client);
-                tracing::debug!("reset at connect by a `reset` fault");
-                Ok(())
-            }
-            Admission::Dial => match dial(&target.upstream).await {
-                Err(error) => {
-                    // A refused dial is a member that is down or not up yet: routine in a lab.
-                    if error.kind() == std::io::ErrorKind::ConnectionRefused {
-                        tracing::debug!(upstream = %target.upstream, %error, "upstream refused; resetting client");
-                    } else {
-                        tracing::warn!(upstream = %target.upstream, %error, "upstream dial failed; resetting client");
-                    }
-                    metrics::connection_reset("dial");
-                    set_reset_on_close(&client);
-                    Ok(())
-                }
-                Ok(upstream) => {
-                    if let (Ok(ours), Ok(theirs)) = (upstream.local_addr(), upstream.peer_addr()) {
-                        entry.set_upstream(ours, theirs);
-                    }
-                    let result = relay::relay(&client, &upstream, link, watch, counters, relay_metrics).await;
-                    if result.as_ref().is_err_and(relay::RelayError::resets_connection) {
-                        set_reset_on_close(&client);
-                        set_reset_on_close(&upstream);
-                    }
-                    result
-                }
-            },
-        };
-        match outcome {
-            Ok(()) => tracing::debug!("closed"),
-            Err(error) => {
-                if error.resets_connection() {
-                    metrics::connection_reset(match error {
-                        relay::RelayError::Io { .. } => "io",
-                        _ => "fault",
-                    });
-                }
-                tracing::debug!(%error, "connection ended");
-            }
-        }
-        active.decrement(1.0);
-    }
-    .instrument(span)
-    .await
-}
-
-enum Admission {
-    Dial,
-    Reset,
-}
-
-/// A new connection on a cut link is accepted but not dialed upstream until the link
-/// heals in both directions (the SYN or the SYN-ACK would be lost); `reset` refuses it.
-async fn admit(watch: &mut MatrixWatch, link: Link) -> Admission {
-    let mut waited = false;
-    loop {
-        let matrix = watch.borrow_and_update().clone();
-        let forward = matrix.fault(link.src, link.dst, link.endpoint);
-        let reverse = matrix.fault(link.dst, link.src, link.endpoint);
-        if matches!(forward, Some(Fault::Reset)) || matches!(reverse, Some(Fault::Reset)) {
-            return Admission::Reset;
-        }
-        let cut = forward.is_some_and(Fault::is_cut) || reverse.is_some_and(Fault::is_cut);
-        if !cut {
-            if waited {
-                tracing::debug!("link healed; dialing held connection");
-            }
-            return Admission::Dial;
-        }
-        if !waited {
-            tracing::debug!("link is cut; holding the new connection until heal");
-            waited = true;
-        }
-        if watch.changed().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    }
-}
-
-async fn dial(upstream: &str) -> std::io::Result<TcpStream> {
-    let stream = tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect(upstream))
-        .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "dial timed out"))??;
-    let _ = stream.set_nodelay(true);
-    Ok(stream)
 }
