@@ -6,6 +6,7 @@
 //! - [`capture`]: packet captures and the no-crossing judgement.
 //! - [`etcd`]: etcd observers, workload, checkers, and etcd as a scenario cluster.
 //! - [`kafka`]: Kafka observers and checkers, and Kafka as a scenario cluster.
+//! - [`register`]: the register workload and linearizable checker, shared by systems.
 //! - [`scenario`]: the scenario format, runner, nemesis and the plug-in traits.
 //! - [`report`]: verdict table, JSON, JUnit XML and SVG timeline.
 //! - [`watch`]: cluster gauges (leader, term, ISR size) for `rift watch`.
@@ -14,6 +15,7 @@ pub mod capture;
 pub mod etcd;
 pub mod kafka;
 pub mod lab;
+pub mod register;
 pub mod report;
 pub mod scenario;
 pub mod watch;

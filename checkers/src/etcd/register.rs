@@ -1,521 +1,99 @@
-//! The etcd register workload (`[workload] kind = "register"`): a few keys, each used
-//! as one register, driven by several concurrent clients, each bound to one member, so
-//! that some clients sit on the minority side of a partition. Every client issues a mix
-//! of linearizable reads, serializable reads, writes of integers unique to the run and
-//! compare-and-set (a Txn comparing the value), and records each operation in the run's
-//! history, Jepsen style: `invoke`, then
-//! - `ok`: etcd answered with success (a read with the value it returned, `null` when
-//!   the key does not exist);
-//! - `fail`: definitely not applied: a read that did not answer (reads change nothing),
-//!   a cas whose comparison was false (the Txn committed without its Put), or a write
-//!   or cas that the member refused before proposing it ([`classify`]);
-//! - `info`: anything else (deadline, connection lost, an error that does not prove the
-//!   refusal): it may still take effect. The client then continues under a fresh
-//!   process id, so each process has at most one operation in flight, ever.
-//!
-//! Keys are fresh in every run (a random run id in the prefix), so each register starts
-//! absent, as the checker's model does. When the workload stops, every key is read once
-//! more through every member with a linearizable read, recorded like the rest: a write
-//! lost in the heal shows up as a read no linearization explains.
+//! etcd's side of the shared register workload ([`crate::register`]): linearizable
+//! reads are etcd's default Get (ReadIndex), serializable ones read the member's local
+//! state, and compare-and-set is one Txn comparing the value (`version = 0` for an
+//! absent key) whose success branch is the Put. Which errors prove a refusal is
+//! [`classify`]'s call, shared with the Put workload.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
-use rift_history::{Consistency, Entry, Op, OpType, Recorder};
-use serde::Deserialize;
-use serde_json::Value;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use rift_history::{Consistency, OpType};
 
 use super::observer::{EtcdError, EtcdObserver};
 use super::workload::classify;
-use crate::scenario::spec::WorkloadSpec;
-use crate::scenario::{BoxFuture, ScenarioError, Workload, WorkloadSummary};
+use crate::register::{RegisterClient, RegisterStore, StoreError};
+use crate::scenario::BoxFuture;
 
-/// `[workload] kind = "register"` settings.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RegisterConfig {
-    /// Registers (keys) shared by all clients.
-    #[serde(default = "default_keys")]
-    pub keys: usize,
-    /// Clients bound to each member.
-    #[serde(default = "default_clients")]
-    pub clients_per_member: usize,
-    /// Operations per second of each client.
-    #[serde(default = "default_rate")]
-    pub rate: u32,
-    /// Deadline of each operation; past it the operation is `info` (or `fail`, a read).
-    #[serde(default = "default_timeout", with = "crate::scenario::spec::dur")]
-    pub timeout: Duration,
-    /// Relative weights of the operations each client picks from.
-    #[serde(default)]
-    pub mix: Mix,
-    /// Seed of the clients' choices (key, operation); random when absent.
-    #[serde(default)]
-    pub seed: Option<u64>,
-    /// Key prefix; a run id is appended so runs never collide.
-    #[serde(default = "default_prefix")]
-    pub prefix: String,
-}
+/// etcd as a register store: every client shares the observer's one client per member.
+pub struct EtcdRegister(pub EtcdObserver);
 
-/// Weights of the operation mix (any non-negative integers, not all zero).
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct Mix {
-    #[serde(default = "w3")]
-    pub read: u32,
-    #[serde(default = "w2")]
-    pub serializable_read: u32,
-    #[serde(default = "w3")]
-    pub write: u32,
-    #[serde(default = "w2")]
-    pub cas: u32,
-}
-
-impl Default for Mix {
-    fn default() -> Self {
-        Mix {
-            read: 3,
-            serializable_read: 2,
-            write: 3,
-            cas: 2,
-        }
-    }
-}
-
-fn w2() -> u32 {
-    2
-}
-fn w3() -> u32 {
-    3
-}
-fn default_keys() -> usize {
-    5
-}
-fn default_clients() -> usize {
-    2
-}
-fn default_rate() -> u32 {
-    10
-}
-fn default_timeout() -> Duration {
-    Duration::from_secs(1)
-}
-fn default_prefix() -> String {
-    "rift/register/".into()
-}
-
-impl Default for RegisterConfig {
-    fn default() -> Self {
-        RegisterConfig {
-            keys: default_keys(),
-            clients_per_member: default_clients(),
-            rate: default_rate(),
-            timeout: default_timeout(),
-            mix: Mix::default(),
-            seed: None,
-            prefix: default_prefix(),
-        }
-    }
-}
-
-/// Bounds that keep one scenario file from overwhelming a 2-core machine or the
-/// checker's search.
-const MAX_KEYS: usize = 1_000;
-const MAX_CLIENTS_PER_MEMBER: usize = 32;
-const MAX_RATE: u32 = 1_000;
-
-impl RegisterConfig {
-    /// Parses and bounds `[workload]`; errors name the file, the field and the value.
-    pub fn from_spec(spec: &WorkloadSpec) -> Result<Self, ScenarioError> {
-        let c: RegisterConfig = spec.parse()?;
-        let bad = |field: &str, value: String, reason: &str| ScenarioError::Field {
-            origin: spec.origin.clone(),
-            field: format!("workload.{field}"),
-            value,
-            reason: reason.to_string(),
-        };
-        if !(1..=MAX_KEYS).contains(&c.keys) {
-            return Err(bad(
-                "keys",
-                c.keys.to_string(),
-                &format!("between 1 and {MAX_KEYS}"),
-            ));
-        }
-        if !(1..=MAX_CLIENTS_PER_MEMBER).contains(&c.clients_per_member) {
-            return Err(bad(
-                "clients_per_member",
-                c.clients_per_member.to_string(),
-                &format!("between 1 and {MAX_CLIENTS_PER_MEMBER}"),
-            ));
-        }
-        if !(1..=MAX_RATE).contains(&c.rate) {
-            return Err(bad(
-                "rate",
-                c.rate.to_string(),
-                &format!("operations per second per client, between 1 and {MAX_RATE}"),
-            ));
-        }
-        if c.timeout.is_zero() || c.timeout > Duration::from_secs(60) {
-            return Err(bad(
-                "timeout",
-                format!("{:?}", c.timeout),
-                "between 1 ms and 60 s",
-            ));
-        }
-        let m = c.mix;
-        let total = u64::from(m.read)
-            + u64::from(m.serializable_read)
-            + u64::from(m.write)
-            + u64::from(m.cas);
-        if total == 0 {
-            return Err(bad(
-                "mix",
-                "all weights 0".into(),
-                "some weight must be > 0",
-            ));
-        }
-        Ok(c)
-    }
-}
-
-/// One kind of operation of the mix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Read,
-    SerializableRead,
-    Write,
-    Cas,
-}
-
-impl Mix {
-    /// The kind whose weight range contains `roll` (0 ≤ roll < total weight).
-    pub fn pick(&self, roll: u64) -> Kind {
-        let weights = [
-            (Kind::Read, self.read),
-            (Kind::SerializableRead, self.serializable_read),
-            (Kind::Write, self.write),
-            (Kind::Cas, self.cas),
-        ];
-        let mut left = roll;
-        for (kind, w) in weights {
-            if left < u64::from(w) {
-                return kind;
-            }
-            left -= u64::from(w);
-        }
-        Kind::Write
+impl RegisterStore for EtcdRegister {
+    fn members(&self) -> Vec<String> {
+        self.0.member_names()
     }
 
-    fn total(&self) -> u64 {
-        [self.read, self.serializable_read, self.write, self.cas]
-            .iter()
-            .map(|w| u64::from(*w))
-            .sum()
-    }
-}
-
-/// How each completed operation ended, with its completion time (ns), for the summary.
-type Outcomes = Arc<Mutex<Vec<(u64, OpType)>>>;
-
-pub struct RegisterWorkload {
-    observer: EtcdObserver,
-    recorder: Recorder,
-    keys: Vec<String>,
-    stop: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
-    outcomes: Outcomes,
-    /// (phase, start in ms on the scenario clock), "baseline" from 0.
-    phases: Vec<(String, u64)>,
-}
-
-impl RegisterWorkload {
-    pub fn start(observer: EtcdObserver, config: RegisterConfig, recorder: &Recorder) -> Self {
-        let run = format!("{}{:08x}/", config.prefix, rand::random::<u32>());
-        let keys: Vec<String> = (0..config.keys).map(|k| format!("{run}k{k}")).collect();
-        let members = observer.member_names();
-        let clients = members.len() * config.clients_per_member;
-        // Integers unique in the run (a random base plus a per-client stride), below
-        // 2^53 so that every tool, JavaScript included, reads them exactly.
-        let base = i64::from(rand::random::<u32>()) << 16;
-        let seed = config.seed.unwrap_or_else(rand::random);
-        let (stop, stop_rx) = watch::channel(false);
-        let outcomes: Outcomes = Arc::default();
-        let tasks = (0..clients)
-            .map(|client| {
-                let c = Client {
-                    observer: observer.clone(),
-                    recorder: recorder.clone(),
-                    member: members[client % members.len()].clone(),
-                    keys: keys.clone(),
-                    config: config.clone(),
-                    rng: StdRng::seed_from_u64(seed.wrapping_add(client as u64)),
-                    next_value: base + client as i64,
-                    stride: clients as i64,
-                    seen: BTreeMap::new(),
-                    outcomes: outcomes.clone(),
-                };
-                tokio::spawn(c.run(stop_rx.clone()))
-            })
-            .collect();
-        RegisterWorkload {
-            observer,
-            recorder: recorder.clone(),
-            keys,
-            stop,
-            tasks,
-            outcomes,
-            phases: vec![("baseline".into(), 0)],
-        }
-    }
-
-    /// The keys (registers) of this run.
-    pub fn keys(&self) -> &[String] {
-        &self.keys
-    }
-}
-
-/// One client, bound to one member.
-struct Client {
-    observer: EtcdObserver,
-    recorder: Recorder,
-    member: String,
-    keys: Vec<String>,
-    config: RegisterConfig,
-    rng: StdRng,
-    next_value: i64,
-    stride: i64,
-    /// The last value this client saw in each key (read, written or swapped in): what
-    /// its compare-and-set expects, so that some of them succeed.
-    seen: BTreeMap<usize, Option<i64>>,
-    outcomes: Outcomes,
-}
-
-impl Client {
-    async fn run(mut self, mut stop: watch::Receiver<bool>) {
-        let mut process = self.recorder.fresh_process();
-        let interval = Duration::from_secs_f64(1.0 / f64::from(self.config.rate));
-        let mut tick = tokio::time::interval(interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let total = self.config.mix.total();
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = stop.changed() => break,
-            }
-            if *stop.borrow() {
-                break;
-            }
-            let k = self.rng.random_range(0..self.keys.len());
-            let kind = self.config.mix.pick(self.rng.random_range(0..total));
-            let outcome = self.one(process, k, kind).await;
-            if outcome == OpType::Info {
-                // The operation may still take effect: this process never issues again.
-                process = self.recorder.fresh_process();
-            }
-        }
-    }
-
-    async fn one(&mut self, process: u64, k: usize, kind: Kind) -> OpType {
-        let key = self.keys[k].clone();
-        let timeout = self.config.timeout;
-        let member = self.member.clone();
-        let expected = self.seen.get(&k).copied().flatten();
-        let (f, value, new) = match kind {
-            Kind::Read | Kind::SerializableRead => ("read", Value::Null, 0),
-            Kind::Write => {
-                let new = self.take_value();
-                ("write", Value::from(new), new)
-            }
-            Kind::Cas => {
-                let new = self.take_value();
-                ("cas", serde_json::json!([expected, new]), new)
-            }
-        };
-        let mut invoke = Op::invoke(self.recorder.now(), process, f, Some(&key), value.clone())
-            .with_node(&member);
-        match kind {
-            Kind::Read => invoke = invoke.with_consistency(Consistency::Linearizable),
-            Kind::SerializableRead => invoke = invoke.with_consistency(Consistency::Serializable),
-            Kind::Write | Kind::Cas => {}
-        }
-        self.recorder.record(Entry::Op(invoke.clone()));
-        let o = &self.observer;
-        let done = match kind {
-            Kind::Read | Kind::SerializableRead => {
-                let serializable = kind == Kind::SerializableRead;
-                match o.get(&member, &key, serializable, timeout).await {
-                    Ok(found) => {
-                        let v = found.as_deref().map_or(Value::Null, parse_value);
-                        if v.is_null() || v.is_i64() {
-                            self.seen.insert(k, v.as_i64());
-                        }
-                        invoke.complete(self.recorder.now(), OpType::Ok, v)
-                    }
-                    // A read changes nothing: whatever the error, it did not happen.
-                    Err(e) => failed(&invoke, &self.recorder, OpType::Fail, &e),
-                }
-            }
-            Kind::Write => match o.put(&member, &key, &new.to_string(), timeout).await {
-                Ok(_) => {
-                    self.seen.insert(k, Some(new));
-                    invoke.complete(self.recorder.now(), OpType::Ok, value)
-                }
-                Err(e) => failed(&invoke, &self.recorder, classify(&e), &e),
-            },
-            Kind::Cas => {
-                let expected_text = expected.map(|v| v.to_string());
-                let r = o
-                    .cas(
-                        &member,
-                        &key,
-                        expected_text.as_deref(),
-                        &new.to_string(),
-                        timeout,
-                    )
-                    .await;
-                match r {
-                    Ok(true) => {
-                        self.seen.insert(k, Some(new));
-                        invoke.complete(self.recorder.now(), OpType::Ok, value)
-                    }
-                    // The Txn committed with its comparison false: the Put was not applied.
-                    Ok(false) => {
-                        // What the register holds is unknown; the client's next read
-                        // tells it, and until then its cas expects an absent key.
-                        self.seen.remove(&k);
-                        invoke
-                            .complete(self.recorder.now(), OpType::Fail, value)
-                            .with_error("compare failed: the key did not hold the expected value")
-                    }
-                    Err(e) => failed(&invoke, &self.recorder, classify(&e), &e),
-                }
-            }
-        };
-        let outcome = done.r#type;
-        self.outcomes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push((done.time, outcome));
-        self.recorder.record(Entry::Op(done));
-        outcome
-    }
-
-    /// The next unique value this client writes.
-    fn take_value(&mut self) -> i64 {
-        let v = self.next_value;
-        self.next_value += self.stride;
-        v
-    }
-}
-
-fn failed(invoke: &Op, recorder: &Recorder, outcome: OpType, e: &EtcdError) -> Op {
-    invoke
-        .complete(recorder.now(), outcome, invoke.value.clone())
-        .with_error(e.to_string())
-}
-
-/// The workload writes decimal integers; anything else is kept as a string (which the
-/// checker then refuses, naming the entry).
-fn parse_value(text: &str) -> Value {
-    text.parse::<i64>()
-        .map_or_else(|_| Value::String(text.to_string()), Value::from)
-}
-
-impl Drop for RegisterWorkload {
-    fn drop(&mut self) {
-        // A scenario that failed half-way must not leave clients running.
-        let _ = self.stop.send(true);
-    }
-}
-
-/// Deadline of each final read.
-const FINAL_READ_DEADLINE: Duration = Duration::from_secs(2);
-
-impl Workload for RegisterWorkload {
-    fn mark_phase(&mut self, phase: &str, at_ms: u64) {
-        self.phases.push((phase.to_string(), at_ms));
-    }
-
-    /// Stops the clients, then reads every key through every member (linearizable,
-    /// recorded), and counts the outcomes.
-    fn stop(&mut self) -> BoxFuture<'_, WorkloadSummary> {
-        Box::pin(async move {
-            let _ = self.stop.send(true);
-            for t in self.tasks.drain(..) {
-                let _ = t.await;
-            }
-            let mut reads = Vec::new();
-            for member in self.observer.member_names() {
-                for key in &self.keys {
-                    reads.push(final_read(
-                        &self.observer,
-                        &self.recorder,
-                        member.clone(),
-                        key,
-                    ));
-                }
-            }
-            futures::future::join_all(reads).await;
-            let outcomes = self
-                .outcomes
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone();
-            summarize(&outcomes, &self.phases)
+    fn client(&self, member: &str) -> Box<dyn RegisterClient> {
+        Box::new(EtcdRegisterClient {
+            observer: self.0.clone(),
+            member: member.to_string(),
         })
     }
 }
 
-async fn final_read(observer: &EtcdObserver, recorder: &Recorder, member: String, key: &str) {
-    let invoke = Op::invoke(
-        recorder.now(),
-        recorder.fresh_process(),
-        "read",
-        Some(key),
-        Value::Null,
-    )
-    .with_node(&member)
-    .with_consistency(Consistency::Linearizable);
-    recorder.record(Entry::Op(invoke.clone()));
-    let done = match observer.get(&member, key, false, FINAL_READ_DEADLINE).await {
-        Ok(found) => invoke.complete(
-            recorder.now(),
-            OpType::Ok,
-            found.as_deref().map_or(Value::Null, parse_value),
-        ),
-        Err(e) => failed(&invoke, recorder, OpType::Fail, &e),
-    };
-    recorder.record(Entry::Op(done));
+struct EtcdRegisterClient {
+    observer: EtcdObserver,
+    member: String,
 }
 
-/// Counts outcomes; acknowledgements per phase by the time they arrived.
-pub fn summarize(outcomes: &[(u64, OpType)], phases: &[(String, u64)]) -> WorkloadSummary {
-    let mut s = WorkloadSummary::default();
-    for (time, outcome) in outcomes {
-        match outcome {
-            OpType::Ok => {
-                s.acknowledged += 1;
-                let ms = time / 1_000_000;
-                let phase = phases
-                    .iter()
-                    .rev()
-                    .find(|(_, at)| *at <= ms)
-                    .map_or("baseline", |(p, _)| p.as_str());
-                *s.acknowledged_by_phase
-                    .entry(phase.to_string())
-                    .or_default() += 1;
-            }
-            OpType::Fail => s.failed += 1,
-            _ => s.indeterminate += 1,
-        }
+fn store_error(e: EtcdError) -> StoreError {
+    StoreError {
+        outcome: match classify(&e) {
+            OpType::Fail => OpType::Fail,
+            _ => OpType::Info,
+        },
+        message: e.to_string(),
     }
-    s
 }
 
-#[cfg(test)]
-mod tests;
+impl RegisterClient for EtcdRegisterClient {
+    fn read<'a>(
+        &'a mut self,
+        key: &'a str,
+        consistency: Consistency,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
+        Box::pin(async move {
+            let serializable = consistency == Consistency::Serializable;
+            self.observer
+                .get(&self.member, key, serializable, timeout)
+                .await
+                .map_err(store_error)
+        })
+    }
+
+    fn write<'a>(
+        &'a mut self,
+        key: &'a str,
+        value: i64,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.observer
+                .put(&self.member, key, &value.to_string(), timeout)
+                .await
+                .map(|_| ())
+                .map_err(store_error)
+        })
+    }
+
+    fn cas<'a>(
+        &'a mut self,
+        key: &'a str,
+        expected: Option<i64>,
+        new: i64,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let expected = expected.map(|v| v.to_string());
+            self.observer
+                .cas(
+                    &self.member,
+                    key,
+                    expected.as_deref(),
+                    &new.to_string(),
+                    timeout,
+                )
+                .await
+                .map_err(store_error)
+        })
+    }
+}

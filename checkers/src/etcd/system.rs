@@ -7,15 +7,16 @@ use std::time::{Duration, Instant};
 use rift_history::{Entry, Observation, Recorder};
 use serde::Deserialize;
 
-use super::checks::linearizable::{Linearizable, LinearizableConfig};
 use super::checks::{
     lost_writes::NoLostWrites, majority_leader::MajorityLeader, no_quorum::NoQuorum,
     quorum::QuorumAvailability, stability::LeaderStability, step_down::StepDown,
 };
 use super::observer::EtcdObserver;
-use super::register::{RegisterConfig, RegisterWorkload};
+use super::register::EtcdRegister;
 use super::workload::{PutWorkload, PutWorkloadConfig, SharedHistory};
 use crate::lab::etcd::{EtcdLab, EtcdLabConfig};
+use crate::register::linearizable::{Linearizable, LinearizableConfig};
+use crate::register::{RegisterConfig, RegisterWorkload};
 use crate::scenario::check::CheckerImpl;
 use crate::scenario::nemesis::Nemesis;
 use crate::scenario::spec::{CheckerSpec, ClusterSpec, WorkloadSpec};
@@ -310,11 +311,8 @@ impl Cluster for EtcdCluster {
     ) -> Result<Box<dyn Workload>, ScenarioError> {
         if spec.kind == "register" {
             let config = RegisterConfig::from_spec(spec)?;
-            return Ok(Box::new(RegisterWorkload::start(
-                self.observer.clone(),
-                config,
-                recorder,
-            )));
+            let store = std::sync::Arc::new(EtcdRegister(self.observer.clone()));
+            return Ok(Box::new(RegisterWorkload::start(store, config, recorder)));
         }
         if spec.kind != "puts" {
             return Err(ScenarioError::Field {

@@ -19,30 +19,10 @@ use std::path::Path;
 use std::time::Duration;
 
 pub use super::etcd_plan::{EtcdLabConfig, EtcdLabPlan, EtcdMemberPlan};
-use super::process::{LabProcess, Spawn, wait_for_listen};
+pub use super::process::Registrar;
+use super::process::{LabProcess, Spawn, spawn_detached_proxy, wait_for_listen};
 use super::{LabError, LabState, ProcessRecord, clear_stale};
 use crate::etcd::observer::EtcdObserver;
-
-/// Where PIDs are registered: the in-process proxy or a `rift proxy` over HTTP.
-pub enum Registrar<'a> {
-    InProcess(&'a rift_proxy::control::Control),
-    Http(&'a rift_proxy::client::ApiClient),
-}
-
-impl Registrar<'_> {
-    async fn register(&self, node: &str, pid: u32) -> Result<(), LabError> {
-        let r = match self {
-            Registrar::InProcess(c) => c
-                .register_source(node, &[pid], &[])
-                .map_err(|e| e.to_string()),
-            Registrar::Http(c) => c
-                .register_source(node, &[pid], &[])
-                .await
-                .map_err(|e| e.to_string()),
-        };
-        r.map_err(|e| LabError::Proxy(format!("registering {node} (pid {pid}): {e}")))
-    }
-}
 
 /// Prepares the state directory: refuses a running lab, clears a crashed one, writes
 /// the topology and the initial state file.
@@ -246,39 +226,8 @@ pub async fn up_detached(config: EtcdLabConfig, rift: &Path) -> Result<LabState,
     let mut state = prepare(&plan, Some(api_url.clone()))?;
     let dir = plan.config.state_dir.clone();
     let result = async {
-        let rift_exe = std::fs::canonicalize(rift).map_err(|e| LabError::io(rift, e))?;
-        let topo = std::fs::canonicalize(dir.join("topology.toml"))
-            .map_err(|e| LabError::io(&dir.join("topology.toml"), e))?;
-        let log = dir.join("rift-proxy.log");
-        let mut proxy = LabProcess::spawn(
-            "rift-proxy",
-            Spawn {
-                program: &rift_exe,
-                args: vec![
-                    "proxy".into(),
-                    "--topology".into(),
-                    topo.display().to_string(),
-                ],
-                log: log.clone(),
-                detach: true,
-            },
-        )?;
-        state.add_process(
-            &dir,
-            ProcessRecord {
-                name: "rift-proxy".into(),
-                pid: proxy.pid,
-                exe: rift_exe.clone(),
-                log: log.clone(),
-            },
-        )?;
         let api = ([127, 0, 0, 1], plan.api_port).into();
-        if let Err(e) = wait_for_listen(api, Duration::from_secs(10)).await {
-            if !proxy.is_running() {
-                return Err(LabError::Exited("rift proxy".into(), log));
-            }
-            return Err(e);
-        }
+        spawn_detached_proxy(&mut state, &dir, rift, &dir.join("topology.toml"), api).await?;
         let client = rift_proxy::client::ApiClient::new(&api_url);
         let mut procs = Vec::new();
         spawn_members(

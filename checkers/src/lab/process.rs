@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::LabError;
+use super::{LabError, LabState, ProcessRecord};
 
 /// Picks `count` distinct free TCP ports on 127.0.0.1.
 ///
@@ -196,6 +196,73 @@ pub fn read_pid_file(path: &Path) -> Result<u32, LabError> {
         path: path.to_path_buf(),
         message: format!("pid file holds {:?}, not a process id", text.trim()),
     })
+}
+
+/// Where a lab registers the PID of each member it spawns (so rift knows which node a
+/// connection dialing from 127.0.0.1 comes from): the in-process proxy or a detached
+/// `rift proxy` over HTTP.
+pub enum Registrar<'a> {
+    InProcess(&'a rift_proxy::control::Control),
+    Http(&'a rift_proxy::client::ApiClient),
+}
+
+impl Registrar<'_> {
+    pub async fn register(&self, node: &str, pid: u32) -> Result<(), LabError> {
+        let r = match self {
+            Registrar::InProcess(c) => c
+                .register_source(node, &[pid], &[])
+                .map_err(|e| e.to_string()),
+            Registrar::Http(c) => c
+                .register_source(node, &[pid], &[])
+                .await
+                .map_err(|e| e.to_string()),
+        };
+        r.map_err(|e| LabError::Proxy(format!("registering {node} (pid {pid}): {e}")))
+    }
+}
+
+/// Starts `rift proxy --topology TOPOLOGY` (the executable `rift`) detached, records it
+/// in `state` (saved in `dir`) as the lab's first process, and waits until its control
+/// API listens on `api`. For `rift lab up`, whose lab outlives the command.
+pub async fn spawn_detached_proxy(
+    state: &mut LabState,
+    dir: &Path,
+    rift: &Path,
+    topology: &Path,
+    api: SocketAddr,
+) -> Result<(), LabError> {
+    let rift_exe = std::fs::canonicalize(rift).map_err(|e| LabError::io(rift, e))?;
+    let topology = std::fs::canonicalize(topology).map_err(|e| LabError::io(topology, e))?;
+    let log = dir.join("rift-proxy.log");
+    let mut proxy = LabProcess::spawn(
+        "rift-proxy",
+        Spawn {
+            program: &rift_exe,
+            args: vec![
+                "proxy".into(),
+                "--topology".into(),
+                topology.display().to_string(),
+            ],
+            log: log.clone(),
+            detach: true,
+        },
+    )?;
+    state.add_process(
+        dir,
+        ProcessRecord {
+            name: "rift-proxy".into(),
+            pid: proxy.pid,
+            exe: rift_exe,
+            log: log.clone(),
+        },
+    )?;
+    if let Err(e) = wait_for_listen(api, Duration::from_secs(10)).await {
+        if !proxy.is_running() {
+            return Err(LabError::Exited("rift proxy".into(), log));
+        }
+        return Err(e);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -17,10 +17,10 @@
 //!   and all members follow one leader after heal.
 //! - [`lost_writes`]: every Put the workload saw acknowledged is read back with its
 //!   value after heal; indeterminate Puts are resolved.
-//! - [`linearizable`]: the register workload's history has a linearization per key
-//!   (pure function of the history).
+//!
+//! The `linearizable` checker that etcd's scenarios name is shared by every system with
+//! a register workload: [`crate::register::linearizable`].
 
-pub mod linearizable;
 pub mod lost_writes;
 pub mod majority_leader;
 pub mod no_quorum;

@@ -1,8 +1,12 @@
 //! The register workload without a cluster: settings and their bounds, the mix, the
-//! summary, and how operations are recorded when every request errors. Against real
-//! etcd it runs in `checkers/tests/register_etcd.rs`.
+//! summary, and how operations are recorded when every request errors (through etcd's
+//! store, against a port nothing listens on). Against real etcd it runs in
+//! `checkers/tests/register_etcd.rs`, against real ZooKeeper in
+//! `checkers/tests/zookeeper_scenarios.rs`.
 
 use super::*;
+use crate::etcd::observer::EtcdObserver;
+use crate::etcd::register::EtcdRegister;
 
 fn spec(text: &str) -> WorkloadSpec {
     let mut settings: toml::Table = toml::from_str(text).unwrap();
@@ -100,7 +104,7 @@ async fn unanswered_operations_are_recorded_fail_for_reads_and_info_otherwise() 
         seed: Some(7),
         ..Default::default()
     };
-    let mut w = RegisterWorkload::start(observer, config, &recorder);
+    let mut w = RegisterWorkload::start(Arc::new(EtcdRegister(observer)), config, &recorder);
     let keys = w.keys().to_vec();
     tokio::time::sleep(Duration::from_millis(600)).await;
     let summary = w.stop().await;
