@@ -56,6 +56,8 @@ enum Command {
     Watch(cmd::watch::WatchArgs),
     /// Judge a recorded history offline: `rift history check FILE` (linearizability).
     History(cmd::history::HistoryArgs),
+    /// Measure the CAP map: each system with a minority cut off, labelled CP/AP from its history.
+    CapMap(cmd::cap_map::CapMapArgs),
     /// Capture the packets between rift and the members (pcap) and judge that no byte crossed a cut.
     Capture(cmd::capture::CaptureArgs),
     /// Serve Toxiproxy 2.12's HTTP API (drop-in for toxiproxy-server; also -host/-port/-config).
@@ -76,6 +78,7 @@ fn main() -> std::process::ExitCode {
             | Command::Scenario(_)
             | Command::Watch(_)
             | Command::Capture(_)
+            | Command::CapMap(_)
             | Command::Toxiproxy(_)
     ) {
         rift_proxy::restore_default_sigpipe();
@@ -120,6 +123,7 @@ async fn run(cli: Cli) -> std::process::ExitCode {
         Command::Watch(args) => cmd::watch::run(args).await,
         Command::History(args) => cmd::history::run(args).await,
         Command::Capture(args) => cmd::capture::run(args).await,
+        Command::CapMap(args) => cmd::cap_map::run(args).await,
         Command::Toxiproxy(args) => cmd::toxiproxy::run(args).await,
     };
     match result {

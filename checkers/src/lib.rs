@@ -3,6 +3,7 @@
 //! timeline, and the reports it writes.
 //!
 //! - [`lab`]: start/stop real members on loopback with rift on every link.
+//! - [`capmap`]: the CAP map measured from histories (`rift cap-map`).
 //! - [`capture`]: packet captures and the no-crossing judgement.
 //! - [`etcd`]: etcd observers, workload, checkers, and etcd as a scenario cluster.
 //! - [`kafka`]: Kafka observers and checkers, and Kafka as a scenario cluster.
@@ -11,6 +12,7 @@
 //! - [`report`]: verdict table, JSON, JUnit XML and SVG timeline.
 //! - [`watch`]: cluster gauges (leader, term, ISR size) for `rift watch`.
 
+pub mod capmap;
 pub mod capture;
 pub mod etcd;
 pub mod kafka;

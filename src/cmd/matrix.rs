@@ -171,7 +171,8 @@ async fn run_cell(
     cell
 }
 
-async fn run_once(scenario: &Scenario, dir: &Path) -> anyhow::Result<Report> {
+/// Runs `scenario` on a fresh lab in `dir/lab` and writes its report into `dir`.
+pub(crate) async fn run_once(scenario: &Scenario, dir: &Path) -> anyhow::Result<Report> {
     let options = StartOptions {
         state_dir: dir.join("lab"),
         base_port: None,

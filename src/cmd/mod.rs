@@ -1,5 +1,6 @@
 //! Sub-commands of the `rift` binary, one module per area.
 
+pub mod cap_map;
 pub mod capture;
 pub mod cluster;
 pub mod control;

@@ -1,0 +1,310 @@
+//! The classifier on constructed histories: each label, and each way to UNKNOWN.
+
+use rift_history::{Consistency, Entry, History, NemesisOp, Op, OpType, PhaseMark, Recorder};
+use serde_json::{Value, json};
+
+use super::*;
+
+const MS: u64 = 1_000_000;
+
+/// Builds a history in time order: the partition holds from 1000 to 5000 ms with n1 on
+/// the minority; `final` is marked at 6000 ms.
+struct Builder {
+    entries: Vec<(u64, Entry)>,
+    next_process: u64,
+}
+
+impl Builder {
+    fn partitioned() -> Builder {
+        let mut b = Builder {
+            entries: vec![],
+            next_process: 0,
+        };
+        let start = json!({"id": 1, "label": "minority-isolation", "rules": [],
+            "minority": ["n1"], "majority": ["n2", "n3"]});
+        b.push(Entry::Nemesis(NemesisOp::new(
+            990 * MS,
+            1000 * MS,
+            "start",
+            start,
+        )));
+        b.push(Entry::Nemesis(NemesisOp::new(
+            5000 * MS,
+            5010 * MS,
+            "stop",
+            json!({"id": 1}),
+        )));
+        b.push(Entry::Phase(PhaseMark {
+            index: 0,
+            time: 6000 * MS,
+            phase: "final".into(),
+        }));
+        b
+    }
+
+    fn push(&mut self, e: Entry) {
+        self.entries.push((e.time(), e));
+    }
+
+    /// An operation from `at` to `until` ms; `outcome` None leaves it open.
+    #[allow(clippy::too_many_arguments)]
+    fn op(
+        &mut self,
+        f: &str,
+        key: &str,
+        node: &str,
+        value: Value,
+        at: u64,
+        until: u64,
+        outcome: OpType,
+        result: Value,
+    ) -> &mut Self {
+        let p = self.next_process;
+        self.next_process += 1;
+        let mut invoke = Op::invoke(at * MS, p, f, Some(key), value).with_node(node);
+        if f == "read" {
+            invoke = invoke.with_consistency(Consistency::Linearizable);
+        }
+        let done = invoke.complete(until * MS, outcome, result);
+        self.push(Entry::Op(invoke));
+        self.push(Entry::Op(done));
+        self
+    }
+
+    fn write(
+        &mut self,
+        key: &str,
+        node: &str,
+        v: i64,
+        at: u64,
+        until: u64,
+        outcome: OpType,
+    ) -> &mut Self {
+        self.op("write", key, node, json!(v), at, until, outcome, json!(v))
+    }
+
+    fn read(&mut self, key: &str, node: &str, got: Value, at: u64, until: u64) -> &mut Self {
+        self.op("read", key, node, Value::Null, at, until, OpType::Ok, got)
+    }
+
+    fn history(&mut self) -> History {
+        self.entries.sort_by_key(|(t, _)| *t);
+        let recorder = Recorder::new(std::time::Instant::now());
+        for (_, e) in self.entries.drain(..) {
+            recorder.record(e);
+        }
+        recorder.snapshot()
+    }
+}
+
+fn label(h: &History, counted: CountedReads) -> Classification {
+    classify(&evidence(h, None), counted)
+}
+
+#[test]
+fn a_minority_that_refuses_and_loses_nothing_is_cp() {
+    let h = Builder::partitioned()
+        .write("k", "n2", 1, 500, 510, OpType::Ok)
+        .write("k", "n1", 2, 2000, 3000, OpType::Info)
+        .write("k", "n1", 3, 3100, 3110, OpType::Fail)
+        .write("k", "n2", 4, 2000, 2010, OpType::Ok)
+        .read("k", "n2", json!(4), 6100, 6110)
+        .read("k", "n1", json!(4), 6100, 6110)
+        .history();
+    let c = label(&h, CountedReads::Strongest);
+    assert_eq!(c.cap, Cap::CP, "{c:?}");
+    assert_eq!(c.minority_available, Some(false));
+    assert_eq!(c.majority_available, Some(true));
+    assert!(
+        c.reasons[0].contains(
+            "acknowledged none of 2 writes during the partition (1 refused, 1 indeterminate)"
+        ),
+        "{c:?}"
+    );
+}
+
+#[test]
+fn a_minority_that_acknowledges_writes_and_serves_stale_reads_is_ap_with_the_witness() {
+    let h = Builder::partitioned()
+        .write("k", "n2", 1, 500, 510, OpType::Ok)
+        .write("k", "n1", 2, 1500, 1510, OpType::Ok)
+        .write("k", "n2", 3, 2000, 2010, OpType::Ok)
+        // Began after write 3 was acknowledged, returned 2: stale.
+        .read("k", "n1", json!(2), 2500, 2510)
+        .read("k", "n2", json!(3), 6100, 6110)
+        .history();
+    let ev = evidence(&h, None);
+    let c = classify(&ev, CountedReads::Strongest);
+    assert_eq!(c.cap, Cap::AP, "{c:?}");
+    assert_eq!(c.stale_counted, 1);
+    let stale = &ev.stale_reads[0];
+    assert_eq!(
+        (stale.value.clone(), stale.witness_value.clone()),
+        (json!(2), json!(3))
+    );
+    assert_eq!(stale.node.as_deref(), Some("n1"));
+    assert!(
+        c.reasons
+            .iter()
+            .any(|r| r.contains("1 reads during the partition proven stale"))
+    );
+}
+
+#[test]
+fn an_acknowledged_write_missing_from_the_final_read_is_named_lost() {
+    let h = Builder::partitioned()
+        .write("k", "n2", 1, 500, 510, OpType::Ok)
+        .write("k", "n1", 2, 2000, 2010, OpType::Fail)
+        .write("k", "n2", 3, 2500, 2600, OpType::Ok)
+        // After the heal the register went back to 1: write 3 vanished.
+        .read("k", "n2", json!(1), 6100, 6110)
+        .history();
+    let ev = evidence(&h, None);
+    let c = classify(&ev, CountedReads::Strongest);
+    assert_eq!(c.cap, Cap::Neither, "{c:?}");
+    assert_eq!(ev.lost_writes.len(), 1);
+    let lost = &ev.lost_writes[0];
+    assert_eq!(
+        (lost.value.clone(), lost.read_value.clone()),
+        (json!(3), json!(1))
+    );
+    assert!(
+        c.reasons
+            .iter()
+            .any(|r| r.contains("1 acknowledged writes missing after the heal"))
+    );
+}
+
+#[test]
+fn local_reads_are_stale_by_design_under_strongest_and_counted_under_all() {
+    let mut b = Builder::partitioned();
+    b.write("k", "n2", 1, 500, 510, OpType::Ok)
+        .write("k", "n2", 2, 2000, 2010, OpType::Ok)
+        .write("k", "n1", 9, 2000, 4000, OpType::Info)
+        .read("k", "n2", json!(2), 6100, 6110);
+    let p = 99;
+    let invoke = Op::invoke(2500 * MS, p, "read", Some("k"), Value::Null)
+        .with_node("n1")
+        .with_consistency(Consistency::Serializable);
+    let done = invoke.complete(2510 * MS, OpType::Ok, json!(1));
+    b.push(Entry::Op(invoke));
+    b.push(Entry::Op(done));
+    let h = b.history();
+    let strongest = label(&h, CountedReads::Strongest);
+    assert_eq!(
+        (
+            strongest.cap,
+            strongest.stale_counted,
+            strongest.stale_local
+        ),
+        (Cap::CP, 0, 1)
+    );
+    let all = label(&h, CountedReads::All);
+    assert_eq!((all.cap, all.stale_counted), (Cap::Neither, 1), "{all:?}");
+}
+
+#[test]
+fn an_indeterminate_write_is_never_a_witness_and_its_value_is_never_stale() {
+    let h = Builder::partitioned()
+        .write("k", "n2", 1, 500, 510, OpType::Ok)
+        .write("k", "n1", 2, 1500, 4000, OpType::Info)
+        .write("k", "n2", 3, 2000, 2010, OpType::Ok)
+        // 2 may have taken effect after 3: not provably stale.
+        .read("k", "n2", json!(2), 3000, 3010)
+        .read("k", "n2", json!(2), 6100, 6110)
+        .history();
+    let ev = evidence(&h, None);
+    assert!(
+        ev.stale_reads.is_empty() && ev.lost_writes.is_empty(),
+        "{ev:?}"
+    );
+}
+
+#[test]
+fn missing_evidence_is_unknown_and_says_what_is_missing() {
+    let mut no_fault = Builder {
+        entries: vec![],
+        next_process: 0,
+    };
+    no_fault.write("k", "n1", 1, 0, 10, OpType::Ok);
+    let c = label(&no_fault.history(), CountedReads::Strongest);
+    assert_eq!(c.cap, Cap::Unknown);
+    assert!(c.reasons[0].contains("no fault"), "{c:?}");
+
+    let h = Builder::partitioned()
+        .write("k", "n2", 1, 2000, 2010, OpType::Ok)
+        .read("k", "n2", json!(1), 6100, 6110)
+        .history();
+    let c = label(&h, CountedReads::Strongest);
+    assert_eq!(c.cap, Cap::Unknown);
+    assert!(
+        c.reasons[0].contains("no write was attempted on the minority (n1)"),
+        "{c:?}"
+    );
+
+    let h = Builder::partitioned()
+        .write("k", "n1", 1, 2000, 2010, OpType::Fail)
+        .history();
+    let c = label(&h, CountedReads::Strongest);
+    assert_eq!((c.cap, c.consistent), (Cap::Unknown, None));
+    assert!(
+        c.reasons.iter().any(|r| r.contains("no final read")),
+        "{c:?}"
+    );
+}
+
+#[test]
+fn a_value_no_write_wrote_breaks_consistency() {
+    let h = Builder::partitioned()
+        .write("k", "n1", 1, 2000, 2010, OpType::Fail)
+        .read("k", "n2", json!(77), 6100, 6110)
+        .history();
+    let c = label(&h, CountedReads::Strongest);
+    assert_eq!(c.consistent, Some(false));
+    assert!(
+        c.reasons.iter().any(|r| r.contains("no write wrote")),
+        "{c:?}"
+    );
+}
+
+#[test]
+fn configurations_sharing_a_run_are_judged_apart_by_key_prefix() {
+    let h = Builder::partitioned()
+        .write("one/k", "n1", 1, 2000, 2010, OpType::Ok)
+        .write("quorum/k", "n1", 2, 2000, 3000, OpType::Fail)
+        .write("quorum/k", "n2", 3, 2000, 2010, OpType::Ok)
+        .read("one/k", "n2", json!(1), 6100, 6110)
+        .read("quorum/k", "n2", json!(3), 6100, 6110)
+        .history();
+    let one = classify(&evidence(&h, Some("one/")), CountedReads::All);
+    let quorum = classify(&evidence(&h, Some("quorum/")), CountedReads::Strongest);
+    assert_eq!(
+        (one.cap, quorum.cap),
+        (Cap::AP, Cap::CP),
+        "{one:?} {quorum:?}"
+    );
+}
+
+#[test]
+fn unknown_systems_are_named_with_the_known_ones() {
+    let err = select(&["mongodb".into()]).unwrap_err();
+    assert!(err.contains("mongodb") && err.contains("etcd"), "{err}");
+    assert!(!select(&[]).unwrap().is_empty());
+}
+
+#[test]
+fn the_table_puts_the_measured_label_beside_the_textbook_one() {
+    let h = Builder::partitioned()
+        .write("k", "n1", 1, 2000, 2010, OpType::Fail)
+        .write("k", "n2", 2, 2000, 2010, OpType::Ok)
+        .read("k", "n2", json!(2), 6100, 6110)
+        .history();
+    let row = Row::measure(&CATALOGUE[0], &h, "r".into());
+    let table = render::table(std::slice::from_ref(&row));
+    let line = table.lines().nth(1).unwrap();
+    assert!(
+        line.starts_with("etcd") && line.contains("CP") && line.contains("0/1"),
+        "{table}"
+    );
+    assert!(render::html(&[row]).contains("class=\"CP\""));
+}
