@@ -7,6 +7,10 @@
 //! the `minority` and `majority` sides, and its `stop`; a `final` phase mark after which
 //! every key is read once more with the system's strongest read.
 //!
+//! Logs are judged too (Kafka): a `send` is a write of its record; a final `read` whose
+//! value is a log (`[[offset, value], ...]`) proves lost every acknowledged send of its
+//! key that the log lacks.
+//!
 //! Everything here is a witness, never a guess:
 //! - a read is **stale** when it returned the value of an acknowledged write `w'` (or
 //!   nothing) although another acknowledged write `w` began after `w'` had completed
@@ -31,6 +35,11 @@ pub struct Window {
     pub stop: Nanos,
     pub minority: Vec<String>,
     pub majority: Vec<String>,
+    /// The side of clients whose operations name no member (Kafka's producer talks to
+    /// whichever broker leads), read from the fault's rules: the identity `client` is
+    /// on the minority when every node it is cut from is on the majority, and the
+    /// other way round. `None` when the rules do not place it.
+    pub client_on_minority: Option<bool>,
 }
 
 /// Operations of one kind on one side, invoked while the partition held.
@@ -75,11 +84,39 @@ pub struct LostWrite {
     pub read_value: Value,
 }
 
+/// Which operations of a run belong to one configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Select {
+    /// Every operation.
+    All,
+    /// Operations on keys with this `/`-separated segment (`one` keeps `r/ab/one/k2`).
+    KeySegment(&'static str),
+    /// Reads, and writes whose value contains this text (Kafka's records name their
+    /// acks level: `-acks1-`).
+    WriteValueContains(&'static str),
+}
+
+impl Select {
+    fn keeps(self, op: &Op) -> bool {
+        let Some(key) = op.key.as_deref() else {
+            return false;
+        };
+        match self {
+            Select::All => true,
+            Select::KeySegment(segment) => key.split('/').any(|s| s == segment),
+            Select::WriteValueContains(text) => {
+                op.f == "read" || op.value.as_str().is_some_and(|v| v.contains(text))
+            }
+        }
+    }
+}
+
 /// Everything the CAP map says about one configuration of one run.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Evidence {
-    /// The configuration's key prefix, when the run held several.
-    pub config: Option<String>,
+    /// Which operations were judged.
+    pub select: Select,
     /// `None`: no fault started and stopped in the history.
     pub window: Option<Window>,
     pub minority_writes: Outcomes,
@@ -121,12 +158,13 @@ fn written(op: &Op) -> Option<&Value> {
     match op.f.as_str() {
         "write" => Some(&op.value),
         "cas" => op.value.as_array().and_then(|a| a.get(1)),
+        "send" => Some(&op.value),
         _ => None,
     }
 }
 
-/// Evidence for the operations whose key starts with `config` (all when `None`).
-pub fn evidence(history: &History, config: Option<&str>) -> Evidence {
+/// Evidence for the operations `select` keeps.
+pub fn evidence(history: &History, select: Select) -> Evidence {
     let window = window(history);
     let final_mark = history
         .phases()
@@ -136,15 +174,11 @@ pub fn evidence(history: &History, config: Option<&str>) -> Evidence {
     let calls: Vec<Call> = history
         .pairs()
         .into_iter()
-        .filter(|(op, _)| {
-            op.key
-                .as_deref()
-                .is_some_and(|k| config.is_none_or(|c| k.starts_with(c)))
-        })
+        .filter(|(op, _)| select.keeps(op))
         .map(|(invoke, done)| Call { invoke, done })
         .collect();
     let mut ev = Evidence {
-        config: config.map(str::to_string),
+        select,
         window: window.clone(),
         minority_writes: Outcomes::default(),
         majority_writes: Outcomes::default(),
@@ -167,11 +201,14 @@ pub fn evidence(history: &History, config: Option<&str>) -> Evidence {
         if call.invoke.time < window.start || call.invoke.time >= window.stop {
             continue;
         }
-        let Some(node) = call.invoke.node.as_deref() else {
-            continue;
+        let on_minority = match call.invoke.node.as_deref() {
+            Some(node) => window.minority.iter().any(|n| n == node),
+            None => match window.client_on_minority {
+                Some(side) => side,
+                None => continue,
+            },
         };
         let local = call.invoke.consistency == Some(Consistency::Serializable);
-        let on_minority = window.minority.iter().any(|n| n == node);
         let side = match (on_minority, is_write, local) {
             (true, true, _) => &mut ev.minority_writes,
             (true, false, true) => &mut ev.minority_local_reads,
@@ -190,6 +227,21 @@ pub fn evidence(history: &History, config: Option<&str>) -> Evidence {
         let is_final = final_mark.is_some_and(|m| call.invoke.time >= m);
         if is_final {
             ev.final_reads += 1;
+        }
+        if let Some(log) = done.value.as_array().filter(|_| is_final) {
+            for w in writes.missing_from_log(&key, log, call.invoke.time) {
+                let ack = w.done.expect("only acknowledged sends are missing");
+                lost.entry(ack.index).or_insert_with(|| LostWrite {
+                    index: ack.index,
+                    node: w.node(),
+                    key: key.clone(),
+                    value: w.invoke.value.clone(),
+                    read_index: done.index,
+                    read_node: call.node(),
+                    read_value: Value::String(format!("a log of {} records", log.len())),
+                });
+            }
+            continue;
         }
         let verdict = writes.judge(&key, &done.value, call.invoke.time);
         match verdict {
@@ -257,13 +309,37 @@ fn window(history: &History) -> Option<Window> {
             })
             .unwrap_or_default()
     };
+    let (minority, majority) = (names("minority"), names("majority"));
+    let cut_from: Vec<&str> = start.value["rules"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| match (r["from"].as_str(), r["to"].as_str()) {
+            (Some(CLIENT), Some(other)) | (Some(other), Some(CLIENT)) => Some(other),
+            _ => None,
+        })
+        .collect();
+    let all_in = |side: &[String]| cut_from.iter().all(|n| side.iter().any(|s| s == n));
+    let client_on_minority = if cut_from.is_empty() {
+        None
+    } else if all_in(&majority) {
+        Some(true)
+    } else if all_in(&minority) {
+        Some(false)
+    } else {
+        None
+    };
     Some(Window {
         start: start.time,
         stop: stop.invoked,
-        minority: names("minority"),
-        majority: names("majority"),
+        minority,
+        majority,
+        client_on_minority,
     })
 }
+
+/// The identity of clients in a fault's rules (`{"from": "client", ...}`).
+const CLIENT: &str = "client";
 
 enum ReadJudgement<'a, 'h> {
     /// Nothing proves it stale.
@@ -293,6 +369,24 @@ impl<'a, 'h> WritesByKey<'a, 'h> {
             writes.sort_by_key(|c| c.completed());
         }
         WritesByKey { by_key }
+    }
+
+    /// Acknowledged writes of `key`, completed before `began`, whose value is not in
+    /// `log` (entries `[offset, value]`).
+    fn missing_from_log(&self, key: &str, log: &[Value], began: Nanos) -> Vec<&'a Call<'h>> {
+        let present: Vec<&Value> = log
+            .iter()
+            .filter_map(|e| e.as_array().and_then(|a| a.get(1)))
+            .collect();
+        self.by_key
+            .get(key)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+            .iter()
+            .copied()
+            .filter(|w| w.ok() && w.completed() < began)
+            .filter(|w| !present.contains(&&w.invoke.value))
+            .collect()
     }
 
     /// Judges a read of `key` that began at `began` and returned `value`.

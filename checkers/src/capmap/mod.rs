@@ -24,7 +24,7 @@ use rift_history::History;
 use serde::Serialize;
 
 pub use classify::{Cap, Classification, CountedReads, classify};
-pub use evidence::{Evidence, evidence};
+pub use evidence::{Evidence, Select, evidence};
 
 /// Where the cap-map scenario files live, relative to the repository root.
 pub const SCENARIO_DIR: &str = "profiles/cap-map";
@@ -37,9 +37,9 @@ pub struct Configuration {
     /// The row's name, e.g. `cassandra ONE`.
     pub name: &'static str,
     /// The scenario file under [`SCENARIO_DIR`]; configurations that differ only on the
-    /// client side share one file (one run) and are told apart by their key prefix.
+    /// client side share one file (one run) and are told apart by `select`.
     pub file: &'static str,
-    pub key_prefix: Option<&'static str>,
+    pub select: Select,
     pub counted: CountedReads,
     /// What the CAP articles say (the label rift's measurement is set against).
     pub textbook_cap: &'static str,
@@ -49,16 +49,38 @@ pub struct Configuration {
 }
 
 /// Every configuration `rift cap-map` knows, in the order it runs them.
-pub static CATALOGUE: &[Configuration] = &[Configuration {
-    system: "etcd",
-    name: "etcd",
-    file: "etcd.toml",
-    key_prefix: None,
-    counted: CountedReads::Strongest,
-    textbook_cap: "CP",
-    textbook_pacelc: "PC/EC",
-    textbook_why: "Raft: only a majority commits; linearizable reads go through the leader",
-}];
+pub static CATALOGUE: &[Configuration] = &[
+    Configuration {
+        system: "etcd",
+        name: "etcd",
+        file: "etcd.toml",
+        select: Select::All,
+        counted: CountedReads::Strongest,
+        textbook_cap: "CP",
+        textbook_pacelc: "PC/EC",
+        textbook_why: "Raft: only a majority commits; linearizable reads go through the leader",
+    },
+    Configuration {
+        system: "kafka",
+        name: "kafka acks=all",
+        file: "kafka.toml",
+        select: Select::WriteValueContains("-acksall-"),
+        counted: CountedReads::Strongest,
+        textbook_cap: "CP",
+        textbook_pacelc: "PC/EC",
+        textbook_why: "a record is acknowledged once every in-sync replica has it",
+    },
+    Configuration {
+        system: "kafka",
+        name: "kafka acks=1",
+        file: "kafka.toml",
+        select: Select::WriteValueContains("-acks1-"),
+        counted: CountedReads::Strongest,
+        textbook_cap: "CP",
+        textbook_pacelc: "PC/EC",
+        textbook_why: "Kafka is filed as CP (a leader-based replicated log), whatever the producer's acks",
+    },
+];
 
 /// The configurations of the named systems (every one when `systems` is empty), or an
 /// error naming the unknown system and the known ones.
@@ -100,7 +122,7 @@ pub struct Row {
 impl Row {
     /// The row of `config` judged from `history` (the run's `history.jsonl`).
     pub fn measure(config: &Configuration, history: &History, report_dir: PathBuf) -> Row {
-        let ev = evidence(history, config.key_prefix);
+        let ev = evidence(history, config.select);
         let measured = classify(&ev, config.counted);
         Row {
             measured_pacelc: format!("{}/?", measured.cap.pacelc_partition()),

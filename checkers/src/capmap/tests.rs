@@ -98,7 +98,7 @@ impl Builder {
 }
 
 fn label(h: &History, counted: CountedReads) -> Classification {
-    classify(&evidence(h, None), counted)
+    classify(&evidence(h, Select::All), counted)
 }
 
 #[test]
@@ -133,7 +133,7 @@ fn a_minority_that_acknowledges_writes_and_serves_stale_reads_is_ap_with_the_wit
         .read("k", "n1", json!(2), 2500, 2510)
         .read("k", "n2", json!(3), 6100, 6110)
         .history();
-    let ev = evidence(&h, None);
+    let ev = evidence(&h, Select::All);
     let c = classify(&ev, CountedReads::Strongest);
     assert_eq!(c.cap, Cap::AP, "{c:?}");
     assert_eq!(c.stale_counted, 1);
@@ -159,7 +159,7 @@ fn an_acknowledged_write_missing_from_the_final_read_is_named_lost() {
         // After the heal the register went back to 1: write 3 vanished.
         .read("k", "n2", json!(1), 6100, 6110)
         .history();
-    let ev = evidence(&h, None);
+    let ev = evidence(&h, Select::All);
     let c = classify(&ev, CountedReads::Strongest);
     assert_eq!(c.cap, Cap::Neither, "{c:?}");
     assert_eq!(ev.lost_writes.len(), 1);
@@ -213,7 +213,7 @@ fn an_indeterminate_write_is_never_a_witness_and_its_value_is_never_stale() {
         .read("k", "n2", json!(2), 3000, 3010)
         .read("k", "n2", json!(2), 6100, 6110)
         .history();
-    let ev = evidence(&h, None);
+    let ev = evidence(&h, Select::All);
     assert!(
         ev.stale_reads.is_empty() && ev.lost_writes.is_empty(),
         "{ev:?}"
@@ -276,8 +276,11 @@ fn configurations_sharing_a_run_are_judged_apart_by_key_prefix() {
         .read("one/k", "n2", json!(1), 6100, 6110)
         .read("quorum/k", "n2", json!(3), 6100, 6110)
         .history();
-    let one = classify(&evidence(&h, Some("one/")), CountedReads::All);
-    let quorum = classify(&evidence(&h, Some("quorum/")), CountedReads::Strongest);
+    let one = classify(&evidence(&h, Select::KeySegment("one")), CountedReads::All);
+    let quorum = classify(
+        &evidence(&h, Select::KeySegment("quorum")),
+        CountedReads::Strongest,
+    );
     assert_eq!(
         (one.cap, quorum.cap),
         (Cap::AP, Cap::CP),
@@ -307,4 +310,74 @@ fn the_table_puts_the_measured_label_beside_the_textbook_one() {
         "{table}"
     );
     assert!(render::html(&[row]).contains("class=\"CP\""));
+}
+
+#[test]
+fn acknowledged_sends_missing_from_the_final_log_are_lost_and_sides_come_from_the_client_rules() {
+    let mut b = Builder {
+        entries: vec![],
+        next_process: 0,
+    };
+    // The producer is cut, with the leader n1, from n2 and n3.
+    let rules = json!([
+        {"from": "n1", "to": "n2", "fault": "hold"}, {"from": "n2", "to": "n1", "fault": "hold"},
+        {"from": "client", "to": "n2", "fault": "hold"}, {"from": "n3", "to": "client", "fault": "hold"}
+    ]);
+    let start = json!({"id": 1, "rules": rules, "minority": ["n1"], "majority": ["n2", "n3"]});
+    b.push(Entry::Nemesis(NemesisOp::new(
+        990 * MS,
+        1000 * MS,
+        "start",
+        start,
+    )));
+    b.push(Entry::Nemesis(NemesisOp::new(
+        5000 * MS,
+        5010 * MS,
+        "stop",
+        json!({"id": 1}),
+    )));
+    b.push(Entry::Phase(PhaseMark {
+        index: 0,
+        time: 6000 * MS,
+        phase: "final".into(),
+    }));
+    let mut send = |b: &mut Builder, v: &str, at: u64, outcome: OpType| {
+        let p = b.next_process;
+        b.next_process += 1;
+        let invoke = Op::invoke(at * MS, p, "send", Some("t/0"), json!(v));
+        let result = if outcome == OpType::Ok {
+            json!([p, v])
+        } else {
+            json!(v)
+        };
+        let done = invoke.complete((at + 5) * MS, outcome, result);
+        b.push(Entry::Op(invoke));
+        b.push(Entry::Op(done));
+    };
+    send(&mut b, "r-acks1-p0-0", 500, OpType::Ok);
+    send(&mut b, "r-acks1-p0-1", 2000, OpType::Ok);
+    send(&mut b, "r-acksall-p0-2", 2000, OpType::Info);
+    let log = json!([[0, "r-acks1-p0-0"]]);
+    let read = Op::invoke(6100 * MS, 50, "read", Some("t/0"), Value::Null);
+    b.push(Entry::Op(read.clone()));
+    b.push(Entry::Op(read.complete(6200 * MS, OpType::Ok, log)));
+    let h = b.history();
+
+    let acks1 = evidence(&h, Select::WriteValueContains("-acks1-"));
+    assert_eq!(
+        acks1.window.as_ref().unwrap().client_on_minority,
+        Some(true)
+    );
+    assert_eq!(
+        (acks1.minority_writes.ok, acks1.final_reads),
+        (1, 1),
+        "{acks1:?}"
+    );
+    assert_eq!(acks1.lost_writes.len(), 1, "{acks1:?}");
+    assert_eq!(acks1.lost_writes[0].value, json!("r-acks1-p0-1"));
+    assert_eq!(classify(&acks1, CountedReads::Strongest).cap, Cap::AP);
+
+    let all = evidence(&h, Select::WriteValueContains("-acksall-"));
+    let c = classify(&all, CountedReads::Strongest);
+    assert_eq!((c.cap, c.lost), (Cap::CP, 0), "{c:?}");
 }
