@@ -341,7 +341,7 @@ fn acknowledged_sends_missing_from_the_final_log_are_lost_and_sides_come_from_th
         time: 6000 * MS,
         phase: "final".into(),
     }));
-    let mut send = |b: &mut Builder, v: &str, at: u64, outcome: OpType| {
+    let send = |b: &mut Builder, v: &str, at: u64, outcome: OpType| {
         let p = b.next_process;
         b.next_process += 1;
         let invoke = Op::invoke(at * MS, p, "send", Some("t/0"), json!(v));
