@@ -10,6 +10,8 @@
 //! - [`register`]: the register workload and linearizable checker, shared by systems.
 //! - [`scenario`]: the scenario format, runner, nemesis and the plug-in traits.
 //! - [`report`]: verdict table, JSON, JUnit XML and SVG timeline.
+//! - [`zookeeper`]: the ZooKeeper lab, observer, register client, and ZooKeeper as a
+//!   scenario cluster.
 //! - [`watch`]: cluster gauges (leader, term, ISR size) for `rift watch`.
 
 pub mod capmap;
@@ -21,3 +23,4 @@ pub mod register;
 pub mod report;
 pub mod scenario;
 pub mod watch;
+pub mod zookeeper;

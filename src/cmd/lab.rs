@@ -17,6 +17,8 @@ use rift_checkers::lab::kafka::detached::{
 };
 use rift_checkers::lab::kafka::plan::KafkaLabOptions;
 use rift_checkers::lab::{self, LabState};
+use rift_checkers::zookeeper::lab::up_detached as zookeeper_up;
+use rift_checkers::zookeeper::plan::ZkLabConfig;
 use serde_json::json;
 
 #[derive(Args)]
@@ -36,7 +38,8 @@ enum LabCommand {
 etcd: 3.6 (default), 3.5 (built by scripts/setup.sh into /opt/rift/etcd/<version>), 3.4\n\
 (Debian's etcd-server); ETCD_BIN runs any other etcd binary when --version is not given.\n\
 Kafka: 4.4 (default; RIFT_KAFKA_LIBS or .rift/kafka-libs) or 3.9 (/opt/rift/kafka/<version>),\n\
-Maven Central jars fetched by scripts/setup.sh, run on Java 17."
+Maven Central jars fetched by scripts/setup.sh, run on Java 17.\n\
+ZooKeeper: 3.9 (RIFT_ZOOKEEPER_LIBS or .rift/zookeeper-libs, scripts/setup.d/35-zookeeper.sh)."
     )]
     Up(UpArgs),
     /// Stop everything the lab started and remove its data.
@@ -54,6 +57,7 @@ Maven Central jars fetched by scripts/setup.sh, run on Java 17."
 enum System {
     Etcd,
     Kafka,
+    Zookeeper,
 }
 
 #[derive(Args)]
@@ -77,7 +81,7 @@ struct UpArgs {
     /// etcd: Raft election timeout, at least 5x the heartbeat [default: 500ms].
     #[arg(long, value_parser = humantime::parse_duration)]
     election: Option<Duration>,
-    /// kafka: JVM heap per broker, in MiB [default: 384].
+    /// kafka, zookeeper: JVM heap per broker or server, in MiB [default: 384, 192].
     #[arg(long)]
     heap_mb: Option<u32>,
 }
@@ -87,6 +91,12 @@ impl UpArgs {
     fn check_flags(&self) -> anyhow::Result<()> {
         let given: &[(&str, bool)] = match self.system {
             System::Etcd => &[("--heap-mb", self.heap_mb.is_some())],
+            System::Zookeeper => &[
+                ("--no-pre-vote", self.no_pre_vote),
+                ("--heartbeat", self.heartbeat.is_some()),
+                ("--election", self.election.is_some()),
+                ("--version", self.version.is_some()),
+            ],
             System::Kafka => &[
                 ("--no-pre-vote", self.no_pre_vote),
                 ("--heartbeat", self.heartbeat.is_some()),
@@ -154,6 +164,14 @@ async fn up_cmd(state_dir: PathBuf, up: UpArgs) -> anyhow::Result<ExitCode> {
                 lab: options,
             };
             with_progress(&state_dir, up.nodes, "brokers", kafka_up(options, &rift)).await?
+        }
+        System::Zookeeper => {
+            let mut config = ZkLabConfig::new(up.nodes, &state_dir);
+            config.base_port = up.base_port;
+            if let Some(heap) = up.heap_mb {
+                config.heap_mb = heap;
+            }
+            with_progress(&state_dir, up.nodes, "servers", zookeeper_up(config, &rift)).await?
         }
     };
     if let Some(version) = state.settings.get("version").and_then(|v| v.as_str()) {
@@ -266,8 +284,9 @@ async fn status_cmd(state_dir: PathBuf, as_json: bool) -> anyhow::Result<ExitCod
     let table = match state.system.as_str() {
         "etcd" => etcd_status(&state, &mut out, process).await?,
         "kafka" => kafka_status(&state, &mut out, process).await,
+        "zookeeper" => rift_checkers::zookeeper::lab::status(&state, &mut out, process).await,
         other => bail!(
-            "{}: unknown lab system {other:?} (known: etcd, kafka)",
+            "{}: unknown lab system {other:?} (known: etcd, kafka, zookeeper)",
             LabState::path(&state_dir).display()
         ),
     };

@@ -20,6 +20,7 @@
 //! linearizable read, recorded like the rest: a write lost in the heal shows up as a
 //! read no linearization explains. [`linearizable`] judges the history.
 
+pub mod checks;
 pub mod linearizable;
 
 use std::collections::BTreeMap;

@@ -55,7 +55,11 @@ pub trait System: Sync {
 }
 
 /// Every system, in the order the CLI lists them.
-pub static REGISTRY: &[&dyn System] = &[&crate::etcd::system::Etcd, &crate::kafka::system::Kafka];
+pub static REGISTRY: &[&dyn System] = &[
+    &crate::etcd::system::Etcd,
+    &crate::kafka::system::Kafka,
+    &crate::zookeeper::system::ZooKeeper,
+];
 
 /// The names of every registered system.
 pub fn names() -> Vec<&'static str> {
@@ -106,12 +110,12 @@ mod tests {
             assert_eq!(find(s.name(), "f").unwrap().name(), s.name());
             assert!(!s.checkers().is_empty() && !s.releases().is_empty());
         }
-        let Err(e) = find("zookeeper", "f.toml") else {
-            panic!("zookeeper is not registered")
+        let Err(e) = find("riak", "f.toml") else {
+            panic!("riak is not registered")
         };
         let e = e.to_string();
         assert!(
-            e.contains("f.toml") && e.contains("zookeeper") && e.contains("etcd, kafka"),
+            e.contains("f.toml") && e.contains("riak") && e.contains("etcd, kafka"),
             "{e}"
         );
     }
