@@ -84,6 +84,25 @@ pub fn evaluate(r: &Report) -> Vec<Goal> {
     goals
 }
 
+/// Most a fault change may take between the first and the last agent switching (µs).
+const SKEW_P99_US_MAX: f64 = 5_000.0;
+
+/// The multi-host target, judged apart from the data-path ones above.
+pub fn skew_goal(r: &Report) -> Goal {
+    let goal = "p99 switch skew across agents on one host < 5 ms";
+    match &r.switch_skew {
+        Outcome::Ok(s) => Goal {
+            goal: goal.into(),
+            measured: format!(
+                "p99 {:.0} µs over {} changes, {} agents (max {:.0} µs)",
+                s.p99_us, s.changes, s.agents, s.max_us
+            ),
+            met: Some(s.p99_us < SKEW_P99_US_MAX),
+        },
+        _ => not_measured(goal),
+    }
+}
+
 fn not_measured(goal: &str) -> Goal {
     Goal {
         goal: goal.into(),
@@ -226,6 +245,9 @@ mod tests {
             kafka_produce: Outcome::Skipped {
                 reason: "test".into(),
             },
+            switch_skew: Outcome::Skipped {
+                reason: "test".into(),
+            },
             goals: vec![],
         }
     }
@@ -249,6 +271,26 @@ mod tests {
         // A partition that leaves a connection moving fails even when fast.
         let goals = evaluate(&report(20.0, 1500.0, 4.0, 10.0, 3));
         assert_eq!(goals.last().unwrap().met, Some(false));
+    }
+
+    #[test]
+    fn switch_skew_is_judged_against_five_ms_and_never_assumed() {
+        let mut r = report(20.0, 1500.0, 4.0, 2000.0, 0);
+        assert_eq!(skew_goal(&r).met, None);
+        let skew = |p99_us| crate::skew::SwitchSkew {
+            agents: 3,
+            changes: 400,
+            p50_us: 300.0,
+            p99_us,
+            max_us: p99_us,
+            method: "test".into(),
+        };
+        r.switch_skew = Outcome::Ok(skew(900.0));
+        assert_eq!(skew_goal(&r).met, Some(true));
+        r.switch_skew = Outcome::Ok(skew(7_000.0));
+        let g = skew_goal(&r);
+        assert_eq!(g.met, Some(false));
+        assert!(g.measured.contains("p99 7000 µs"), "{g:?}");
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod many;
 mod report;
 mod riftapi;
 mod run;
+mod skew;
 mod sys;
 mod targets;
 mod toxibench;

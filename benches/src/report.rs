@@ -25,6 +25,8 @@ pub struct Report {
     /// A toxic applied through the Toxiproxy API (rift toxiproxy mode and Toxiproxy).
     pub toxic: Vec<crate::toxibench::ToxicRow>,
     pub kafka_produce: Outcome<KafkaProduce>,
+    /// Controller-to-agents switch skew (multi-host rift on one host).
+    pub switch_skew: Outcome<crate::skew::SwitchSkew>,
     pub goals: Vec<Goal>,
 }
 
@@ -187,6 +189,9 @@ impl Report {
         if let Outcome::Failed { error } = &self.kafka_produce {
             out.push(format!("Kafka produce: {error}"));
         }
+        if let Outcome::Failed { error } = &self.switch_skew {
+            out.push(format!("switch skew: {error}"));
+        }
         match &self.partition {
             Outcome::Failed { error } => out.push(format!("partition: {error}")),
             Outcome::Ok(p) if p.still_moving > 0 => out.push(format!(
@@ -276,6 +281,19 @@ impl Report {
                     k.through_rift.p50_us - k.direct.p50_us,
                     k.through_rift.p99_us - k.direct.p99_us,
                     k.through_rift.p50_us / k.direct.p50_us
+                );
+            }
+            other => {
+                let _ = writeln!(md, "{}", outcome_text(other));
+            }
+        }
+        md.push_str("\n## Switch skew across agents (controller + 3 agents, one host)\n\n");
+        match &self.switch_skew {
+            Outcome::Ok(k) => {
+                let _ = writeln!(
+                    md,
+                    "| changes | p50 µs | p99 µs | max µs |\n|---|---|---|---|\n| {} | {:.0} | {:.0} | {:.0} |\n\n{}.",
+                    k.changes, k.p50_us, k.p99_us, k.max_us, k.method
                 );
             }
             other => {

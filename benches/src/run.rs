@@ -36,6 +36,8 @@ pub struct Plan {
     pub partition_period: Duration,
     /// Timed acks=all sends per Kafka cluster; 0 when --kafka was not given.
     pub kafka_records: u64,
+    /// Fault changes (applies and heals) driven through a controller and its agents.
+    pub skew_changes: usize,
 }
 
 impl Plan {
@@ -54,6 +56,7 @@ impl Plan {
                 partition_conns: 200,
                 partition_period: Duration::from_millis(200),
                 kafka_records: 200,
+                skew_changes: 20,
             }
         } else {
             Plan {
@@ -72,6 +75,7 @@ impl Plan {
                 partition_conns: 10_000,
                 partition_period: Duration::from_secs(1),
                 kafka_records: 2_000,
+                skew_changes: 400,
             }
         };
         if !args.kafka {
@@ -266,7 +270,8 @@ pub fn run(
                 .iter()
                 .filter(|r| matches!(r.target.kind, Kind::RiftToxiproxy | Kind::Toxiproxy))
                 .count()
-            + usize::from(plan.kafka_records > 0),
+            + usize::from(plan.kafka_records > 0)
+            + usize::from(has_rift),
         started: Instant::now(),
     };
 
@@ -455,6 +460,26 @@ pub fn run(
             },
         }
     };
+    let switch_skew = if !has_rift {
+        Outcome::Skipped {
+            reason: "rift is not among the targets".into(),
+        }
+    } else {
+        progress.tick(&format!(
+            "switch skew: {} changes through a controller and 3 agents",
+            plan.skew_changes
+        ));
+        match rt.block_on(crate::skew::measure(
+            &bins.rift,
+            &workdir.join("skew"),
+            plan.skew_changes,
+        )) {
+            Ok(s) => Outcome::Ok(s),
+            Err(e) => Outcome::Failed {
+                error: format!("{e:#}"),
+            },
+        }
+    };
     let mut report = Report {
         machine,
         loadavg_at_end: sys::loadavg(),
@@ -477,10 +502,12 @@ pub fn run(
         partition,
         toxic,
         kafka_produce,
+        switch_skew,
         goals: vec![],
     };
     report.goals = goals::evaluate(&report);
     report.goals.extend(crate::toxibench::goals(&report));
+    report.goals.push(goals::skew_goal(&report));
     drop(running);
     if out.is_none() && report.failures().is_empty() {
         // Without --out the proxies' configs and logs only matter when something failed.
