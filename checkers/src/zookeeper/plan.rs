@@ -238,6 +238,11 @@ impl ZkPlan {
             "-XX:TieredStopAtLevel=1".into(),
             "-Xss512k".into(),
             "-Djava.awt.headless=true".into(),
+            // IPv4 sockets: by default the JVM dials 127.0.0.1 from an IPv6 socket
+            // (::ffff:127.0.0.1), which rift's AF_INET socket lookup does not find, so
+            // the dialing server would pass as a `client` and its links would never be
+            // cut.
+            "-Djava.net.preferIPv4Stack=true".into(),
             "-Dzookeeper.jmx.log4j.disable=true".into(),
             // A server that keeps losing elections backs off up to this interval
             // between notification rounds (60 s by default): after a heal it would
