@@ -10,6 +10,7 @@
 //! - [`register`]: the register workload and linearizable checker, shared by systems.
 //! - [`scenario`]: the scenario format, runner, nemesis and the plug-in traits.
 //! - [`report`]: verdict table, JSON, JUnit XML and SVG timeline.
+//! - [`pacelc`]: what each operation class pays for an injected inter-member delay.
 //! - [`zookeeper`]: the ZooKeeper lab, observer, register client, and ZooKeeper as a
 //!   scenario cluster.
 //! - [`watch`]: cluster gauges (leader, term, ISR size) for `rift watch`.
@@ -19,6 +20,7 @@ pub mod capture;
 pub mod etcd;
 pub mod kafka;
 pub mod lab;
+pub mod pacelc;
 pub mod register;
 pub mod report;
 pub mod scenario;

@@ -46,6 +46,7 @@ fn shipped_etcd_scenarios_are_valid() {
             "etcd-generator",
             "etcd-leader-isolation",
             "etcd-minority-isolation",
+            "etcd-pacelc",
             "etcd-partial-partition",
             "etcd-partial-partition-no-prevote",
             "etcd-register-leader-isolation",

@@ -60,6 +60,7 @@ pub const CHECKERS: &[&str] = &[
     "majority-leader",
     "no-lost-writes",
     "linearizable",
+    "pacelc",
 ];
 
 pub struct EtcdCluster {
@@ -292,6 +293,12 @@ impl Cluster for EtcdCluster {
             "linearizable" => {
                 let config: LinearizableConfig = spec.parse()?;
                 CheckerImpl::History(Box::new(Linearizable::new(config.validate(&spec.origin)?)))
+            }
+            "pacelc" => {
+                let settings: crate::pacelc::Settings = spec.parse()?;
+                CheckerImpl::History(Box::new(crate::pacelc::Pacelc::new(
+                    settings.validate(&spec.origin)?,
+                )))
             }
             other => {
                 return Err(ScenarioError::Field {

@@ -132,5 +132,9 @@ pub fn render(report: &Report) -> String {
         unit: TimeUnit::Nanos,
         markers,
     };
-    render_with(&page, &verdict_section(report))
+    let mut sections = verdict_section(report);
+    if let Some(m) = report.verdicts.iter().find_map(|v| v.pacelc.as_deref()) {
+        sections.push_str(&crate::pacelc::svg::html_section(m));
+    }
+    render_with(&page, &sections)
 }

@@ -117,7 +117,7 @@ impl Report {
     }
 
     /// Writes report.json, history.jsonl, junit.xml, timeline.svg and report.html into
-    /// `dir` (created).
+    /// `dir` (created), and pacelc.svg when a pacelc checker measured.
     pub fn write_all(&self, dir: &Path) -> Result<Vec<PathBuf>, ScenarioError> {
         std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
         let json = dir.join("report.json");
@@ -133,7 +133,13 @@ impl Report {
         std::fs::write(&svg_path, svg::render(self)).map_err(|e| io(&svg_path, e))?;
         let page = dir.join("report.html");
         std::fs::write(&page, html::render(self)).map_err(|e| io(&page, e))?;
-        Ok(vec![json, history, xml, svg_path, page])
+        let mut files = vec![json, history, xml, svg_path, page];
+        if let Some(m) = self.verdicts.iter().find_map(|v| v.pacelc.as_deref()) {
+            let plot = dir.join("pacelc.svg");
+            std::fs::write(&plot, crate::pacelc::svg::render(m)).map_err(|e| io(&plot, e))?;
+            files.push(plot);
+        }
+        Ok(files)
     }
 }
 

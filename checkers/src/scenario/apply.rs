@@ -131,8 +131,16 @@ pub(super) async fn resolve_fault(
     // Roles are bindings too, so a profile whose target is `leader` needs no
     // explicit binding; the scenario's own bindings win.
     let mut bindings = roles.clone();
+    let library = cluster.nemesis().local_profiles();
+    // Values a profile takes at apply time (wan's `delay = "20ms"`) are no nodes.
+    let takes = |k: &str| {
+        step.profile
+            .as_deref()
+            .and_then(|p| library.get(p).ok())
+            .is_some_and(|p| p.takes_parameter(k))
+    };
     for (k, v) in &step.bindings {
-        let node = if nodes.contains(v) {
+        let node = if takes(k) || nodes.contains(v) {
             v.clone()
         } else if let Some(n) = roles.get(v) {
             n.clone()
@@ -151,7 +159,6 @@ pub(super) async fn resolve_fault(
         bindings.insert(k.clone(), node);
     }
     let topology = cluster.nemesis().topology().await?;
-    let library = cluster.nemesis().local_profiles();
     let rules = resolve_rules(
         &library,
         &topology,

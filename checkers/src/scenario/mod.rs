@@ -186,6 +186,9 @@ pub struct Verdict {
     /// The linearizability checker's full report (drawn in report.html).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub linearizability: Option<Box<rift_history::linear::Report>>,
+    /// The pacelc checker's measurement (plotted as pacelc.svg and in report.html).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pacelc: Option<Box<crate::pacelc::Measurement>>,
 }
 
 impl Verdict {
@@ -197,6 +200,7 @@ impl Verdict {
             evidence: vec![],
             timings: vec![],
             linearizability: None,
+            pacelc: None,
         }
     }
 

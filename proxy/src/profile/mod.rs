@@ -1,5 +1,6 @@
 //! Partition profiles as data. A profile file (`profiles/NAME.toml`) names a shape —
-//! split, isolate, two-vs-two, bridge, one-way, majorities-ring, flaky, random-halves —
+//! split, isolate, two-vs-two, bridge, one-way, majorities-ring, flaky, random-halves,
+//! wan (regions with a delay between them, see [`wan`]) —
 //! and is resolved against a topology's nodes into directed [`LinkRule`]s when it is
 //! applied. Targets such as `leader` are bindings supplied at apply time.
 
@@ -27,6 +28,7 @@ pub enum Kind {
     MajoritiesRing,
     Flaky,
     RandomHalves,
+    Wan,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -79,15 +81,21 @@ pub struct Profile {
     pub target: Option<String>,
     /// split: size of the minority side (default: the largest minority).
     pub minority: Option<usize>,
-    /// split: explicit groups of node names.
+    /// split: explicit groups of node names; wan: the regions, in order (r1, r2, ...).
     pub groups: Option<Vec<Vec<String>>>,
+    /// wan: the number of regions nodes are spread over in name order (default 3).
+    pub regions: Option<usize>,
+    /// wan: one-way delay of particular region pairs, overriding `[degrade]`.
+    #[serde(default, rename = "pair", skip_serializing_if = "Vec::is_empty")]
+    pub pairs: Vec<wan::RegionPair>,
     #[serde(default)]
     pub client: ClientPlacement,
     #[serde(default)]
     pub direction: OneWayDirection,
     /// random-halves: seed of the shuffle.
     pub seed: Option<u64>,
-    /// flaky: the degradation applied to every link between nodes (or the target's).
+    /// flaky: the degradation applied to every link between nodes (or the target's);
+    /// wan: the delay and jitter between two regions (`--set delay=20ms` overrides it).
     pub degrade: Option<Degradation>,
 }
 
@@ -158,12 +166,23 @@ impl Profile {
                 "only used by kind = \"split\"",
             ));
         }
-        if self.groups.is_some() && self.kind != Kind::Split {
+        if self.groups.is_some() && !matches!(self.kind, Kind::Split | Kind::Wan) {
             return Err(invalid(
                 "groups",
                 "[...]".into(),
-                "only used by kind = \"split\"",
+                "only used by kind = \"split\" and \"wan\"",
             ));
+        }
+        if self.kind != Kind::Wan && (self.regions.is_some() || !self.pairs.is_empty()) {
+            return Err(invalid(
+                "regions",
+                "set".into(),
+                "regions and [[pair]] are only used by kind = \"wan\"",
+            ));
+        }
+        if self.kind == Kind::Wan {
+            wan::check_fields(self)
+                .map_err(|(field, value, reason)| invalid(field, value, &reason))?;
         }
         if let Some(seed) = self.seed
             && self.kind != Kind::RandomHalves
@@ -182,11 +201,11 @@ impl Profile {
                     "kind = \"flaky\" needs a [degrade] table",
                 ));
             }
-            (Some(_), kind) if kind != Kind::Flaky => {
+            (Some(_), kind) if !matches!(kind, Kind::Flaky | Kind::Wan) => {
                 return Err(invalid(
                     "degrade",
                     "[degrade]".into(),
-                    "only used by kind = \"flaky\"",
+                    "only used by kind = \"flaky\" and \"wan\"",
                 ));
             }
             _ => {}
@@ -199,6 +218,12 @@ impl Profile {
             ));
         }
         Ok(())
+    }
+
+    /// Whether `name` is a value the profile takes at apply time (`--set delay=20ms`)
+    /// rather than a node or a role: such bindings are passed through unresolved.
+    pub fn takes_parameter(&self, name: &str) -> bool {
+        self.kind == Kind::Wan && wan::is_parameter(name)
     }
 
     fn fault(&self) -> Fault {
@@ -258,6 +283,7 @@ impl ProfileLibrary {
 }
 
 mod resolve;
+pub mod wan;
 
 pub use resolve::validate_groups;
 

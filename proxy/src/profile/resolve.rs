@@ -152,6 +152,10 @@ impl Profile {
                     ),
                 });
             }
+            Kind::Wan => {
+                return super::wan::resolve(self, &nodes, bindings)
+                    .map_err(|(value, reason)| invalid("bindings", value, reason));
+            }
             Kind::Flaky => {
                 let mut rules = Vec::new();
                 for a in &nodes {

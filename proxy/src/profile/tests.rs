@@ -230,3 +230,92 @@ fn split_with_client_on_the_minority_side() {
     let r = p.resolve(&topology(3), &Bindings::new()).unwrap();
     assert!(cut(&r.rules, CLIENT, "n1") && !cut(&r.rules, CLIENT, "n3"));
 }
+
+fn delays(rules: &[LinkRule]) -> std::collections::BTreeMap<(String, String), (u64, u64)> {
+    rules
+        .iter()
+        .map(|r| match &r.fault {
+            Fault::Degrade(d) => ((r.from.clone(), r.to.clone()), (d.latency_ms, d.jitter_ms)),
+            other => panic!("wan cut a link: {other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn wan_delays_links_between_regions_only_and_takes_the_delay_at_apply_time() {
+    let p = ProfileLibrary::builtin().get("wan").unwrap().clone();
+    // Three regions over five nodes in name order: r1 {n1,n4}, r2 {n2,n5}, r3 {n3}.
+    let r = p
+        .resolve(
+            &topology(5),
+            &bindings(&[("delay", "5ms"), ("jitter", "1")]),
+        )
+        .unwrap();
+    let d = delays(&r.rules);
+    assert_eq!(d.len(), 20, "every ordered pair of members has a rule");
+    assert_eq!(d[&("n1".into(), "n4".into())], (0, 0), "same region");
+    assert_eq!(d[&("n1".into(), "n2".into())], (5, 1));
+    assert_eq!(d[&("n3".into(), "n5".into())], (5, 1));
+    assert!(!r.rules.iter().any(|r| r.from == CLIENT || r.to == CLIENT));
+    assert!(
+        r.summary
+            .starts_with("3 region(s) r1{n1,n4} r2{n2,n5} r3{n3}; 5 ms ± 1 ms"),
+        "{}",
+        r.summary
+    );
+    // Without a binding the profile's own [degrade] applies.
+    let r = p.resolve(&topology(3), &Bindings::new()).unwrap();
+    assert!(delays(&r.rules).values().all(|v| *v == (20, 0)));
+    // One region: nothing between regions, every link undelayed.
+    let r = p
+        .resolve(
+            &topology(3),
+            &bindings(&[("regions", "1"), ("delay", "20ms")]),
+        )
+        .unwrap();
+    assert!(delays(&r.rules).values().all(|v| *v == (0, 0)));
+    // Two regions and one pair overridden.
+    let r = p
+        .resolve(
+            &topology(3),
+            &bindings(&[("regions", "2"), ("delay.r1-r2", "50ms")]),
+        )
+        .unwrap();
+    let d = delays(&r.rules);
+    assert_eq!(d[&("n1".into(), "n3".into())], (0, 0));
+    assert_eq!(d[&("n2".into(), "n1".into())], (50, 0));
+}
+
+#[test]
+fn wan_names_bad_values_and_fields() {
+    let p = ProfileLibrary::builtin().get("wan").unwrap().clone();
+    for (key, value, says) in [
+        ("delay", "soon", "delay=soon"),
+        ("delay", "1500us", "whole milliseconds"),
+        ("regions", "9", "from 1 to 3"),
+        ("delay.r1-r7", "5ms", "name two of the 3 regions"),
+    ] {
+        let e = p
+            .resolve(&topology(3), &bindings(&[(key, value)]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("profile wan") && e.contains(says),
+            "{key}={value}: {e}"
+        );
+    }
+    assert!(p.takes_parameter("delay") && p.takes_parameter("delay.r1-r2"));
+    assert!(!p.takes_parameter("target"));
+    let groups = "description = \"d\"\nkind = \"wan\"\ngroups = [[\"n1\"], [\"n2\", \"n3\"]]\n\
+                  [[pair]]\nbetween = [\"r1\", \"r2\"]\nlatency_ms = 30\n";
+    let g = Profile::parse(groups, "g", "g.toml").unwrap();
+    let d = delays(&g.resolve(&topology(3), &Bindings::new()).unwrap().rules);
+    assert_eq!(d[&("n3".into(), "n1".into())], (30, 0));
+    assert_eq!(d[&("n2".into(), "n3".into())], (0, 0));
+    let bad = "description = \"d\"\nkind = \"split\"\nregions = 2\n";
+    let e = Profile::parse(bad, "b", "b.toml").unwrap_err().to_string();
+    assert!(e.contains("b.toml") && e.contains("regions"), "{e}");
+    let bad = "description = \"d\"\nkind = \"wan\"\n[[pair]]\nbetween = [\"eu\", \"r2\"]\n";
+    let e = Profile::parse(bad, "b", "b.toml").unwrap_err().to_string();
+    assert!(e.contains("pair.between") && e.contains("eu"), "{e}");
+}
