@@ -42,28 +42,37 @@ fn row<'a>(rows: &'a [Value], configuration: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no row {configuration} in {rows:#?}"))
 }
 
-#[test]
-fn the_measured_map_labels_each_system_from_its_evidence() {
-    let (rows, log) = cap_map("etcd");
-    let etcd = row(&rows, "etcd");
-    let m = &etcd["measured"];
-    let ev = &etcd["evidence"];
-    assert_eq!(m["cap"], "CP", "{etcd:#}\n{log}");
-    // Why CP: the isolated leader acknowledged no write, the majority did, nothing stale
-    // was counted and nothing acknowledged was lost.
+/// The evidence behind a CP row: the minority acknowledged no write, nothing counted
+/// was stale and nothing acknowledged was lost after the heal; with `majority_wrote`,
+/// the majority acknowledged writes while the minority could not.
+fn assert_cp(row: &Value, majority_wrote: bool, log: &str) {
+    let m = &row["measured"];
+    let ev = &row["evidence"];
+    assert_eq!(m["cap"], "CP", "{row:#}\n{log}");
     assert!(
         ev["minority_writes"]["attempted"].as_u64() > Some(0),
-        "{etcd:#}"
+        "{row:#}"
     );
-    assert_eq!(ev["minority_writes"]["ok"], 0, "{etcd:#}");
-    assert!(ev["majority_writes"]["ok"].as_u64() > Some(0), "{etcd:#}");
+    assert_eq!(ev["minority_writes"]["ok"], 0, "{row:#}");
+    assert!(ev["majority_writes"]["ok"].as_u64() > Some(0), "{row:#}");
     assert_eq!(
         (m["stale_counted"].as_u64(), m["lost"].as_u64()),
-        (Some(0), Some(0))
+        (Some(0), Some(0)),
+        "{row:#}"
     );
-    assert!(ev["final_reads"].as_u64() > Some(0), "{etcd:#}");
+    assert!(ev["final_reads"].as_u64() > Some(0), "{row:#}");
     assert_eq!(
-        etcd["measured_pacelc"].as_str().map(|s| &s[..2]),
-        Some("PC")
+        row["measured_pacelc"].as_str().map(|s| &s[..2]),
+        Some("PC"),
+        "{row:#}"
     );
+}
+
+#[test]
+fn the_measured_map_labels_each_system_from_its_evidence() {
+    let (rows, log) = cap_map("etcd,zookeeper");
+    assert_cp(row(&rows, "etcd"), true, &log);
+    // ZooKeeper's majority is not always back within the 6 s cut (docs/zookeeper.md):
+    // the label does not depend on it.
+    assert_cp(row(&rows, "zookeeper"), false, &log);
 }

@@ -16,7 +16,9 @@ pub mod watch;
 /// Logs go to stderr (stdout is for results and JSON); `RUST_LOG` overrides the level.
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        // The ZooKeeper client warns on every failed reconnect, which a partition makes
+        // the normal case for the clients of a cut server: its errors still show.
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,zookeeper_client=error"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

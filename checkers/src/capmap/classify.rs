@@ -135,6 +135,13 @@ pub fn classify(ev: &Evidence, counted: CountedReads) -> Classification {
             window.minority.join(",")
         )),
     }
+    if out.majority_available == Some(false) {
+        out.reasons.push(format!(
+            "the majority ({}) acknowledged none of {} writes during the partition either",
+            window.majority.join(","),
+            ev.majority_writes.attempted
+        ));
+    }
     if stale_counted > 0 {
         out.reasons.push(format!(
             "{stale_counted} reads during the partition proven stale"

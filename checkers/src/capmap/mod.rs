@@ -61,6 +61,16 @@ pub static CATALOGUE: &[Configuration] = &[
         textbook_why: "Raft: only a majority commits; linearizable reads go through the leader",
     },
     Configuration {
+        system: "zookeeper",
+        name: "zookeeper",
+        file: "zookeeper.toml",
+        select: Select::All,
+        counted: CountedReads::Strongest,
+        textbook_cap: "CP",
+        textbook_pacelc: "PC/EC",
+        textbook_why: "Zab: a quorum commits every write; a server cut from the quorum stops serving",
+    },
+    Configuration {
         system: "kafka",
         name: "kafka acks=all",
         file: "kafka.toml",
