@@ -354,6 +354,26 @@ pub trait Cluster: Send + Sync {
     fn poll_interval(&self) -> Duration {
         poller::DEFAULT_INTERVAL
     }
+    /// The nemesis actions (`[[action]]` tables) this cluster carries out itself, such
+    /// as an HA tool's failover (`promote`). None by default.
+    fn actions(&self) -> &'static [&'static str] {
+        &[]
+    }
+    /// Carries out action `name` (one of [`Cluster::actions`]). The answer says what
+    /// was done (nodes, positions); the runner records it as the value of a nemesis
+    /// operation named `name`.
+    fn act<'a>(
+        &'a self,
+        name: &'a str,
+        _recorder: &'a Recorder,
+    ) -> BoxFuture<'a, Result<serde_json::Value, ScenarioError>> {
+        Box::pin(async move {
+            Err(ScenarioError::Cluster(format!(
+                "{} clusters have no action {name:?}",
+                self.system()
+            )))
+        })
+    }
     /// Settings and endpoints recorded in the report.
     fn info(&self) -> serde_json::Value;
     fn shutdown(self: Box<Self>) -> BoxFuture<'static, ()>;

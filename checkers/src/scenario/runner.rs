@@ -18,7 +18,7 @@ use super::apply::{resolve_fault, start_fault, stop_fault};
 use super::check::{CheckerImpl, Driver, HistoryCheck, run_history_checks};
 use super::progress::Progress;
 use super::schedule::Step;
-use super::spec::Scenario;
+use super::spec::{ActionSpec, Scenario};
 use super::{Checker, Cluster, Phase, ScenarioContext, ScenarioError, Status, Workload};
 use crate::report::{PhaseMark, Report};
 
@@ -108,6 +108,7 @@ async fn timeline(
         cluster.nodes().len(),
         cluster.system()
     ));
+    check_actions(scenario, cluster)?;
     cluster.wait_healthy(HEALTHY_TIMEOUT).await?;
     let mut workload = match &scenario.workload {
         Some(w) => Some(cluster.workload(w, recorder)?),
@@ -194,6 +195,52 @@ async fn timeline(
     Ok((report, pending))
 }
 
+/// Every `[[action]]` must name an action the cluster offers, checked before anything
+/// runs.
+fn check_actions(scenario: &Scenario, cluster: &dyn Cluster) -> Result<(), ScenarioError> {
+    for (i, a) in scenario.actions.iter().enumerate() {
+        if !cluster.actions().contains(&a.name.as_str()) {
+            let known = cluster.actions();
+            return Err(ScenarioError::Field {
+                origin: scenario.origin.clone(),
+                field: format!("action[{}].name", i + 1),
+                value: a.name.clone(),
+                reason: format!(
+                    "{} clusters offer {}",
+                    cluster.system(),
+                    if known.is_empty() {
+                        "no actions".to_string()
+                    } else {
+                        format!("the actions {}", known.join(", "))
+                    }
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Carries out `[[action]]` `action` and records it as a nemesis operation named after
+/// it, with what the cluster answered (or its error).
+async fn act(
+    cluster: &dyn Cluster,
+    recorder: &Recorder,
+    action: &ActionSpec,
+) -> Result<serde_json::Value, ScenarioError> {
+    let invoked = recorder.now();
+    let result = cluster.act(&action.name, recorder).await;
+    let time = recorder.now();
+    let mut op = NemesisOp::new(
+        invoked,
+        time,
+        &action.name,
+        result.as_ref().cloned().unwrap_or(serde_json::Value::Null),
+    );
+    op.error = result.as_ref().err().map(|e| e.to_string());
+    recorder.record(Entry::Nemesis(op));
+    result
+}
+
 /// Runs a schedule of faults: applies each step at its time after the baseline and
 /// heals it `hold` later, records both in the history, and calls the phases around
 /// each (FaultApplied after an apply; HoldEnd before and Healed after a heal).
@@ -213,15 +260,23 @@ enum Event {
     // ends follows it rather than overlapping it.
     Heal(usize),
     Apply(usize),
+    // A cluster action at the instant a fault applies acts under that fault.
+    Action(usize),
 }
 
-/// The events of `steps` in time order.
-fn events(steps: &[Step]) -> Vec<(Duration, Event)> {
+/// The events of `steps` and `actions` in time order.
+fn events(steps: &[Step], actions: &[ActionSpec]) -> Vec<(Duration, Event)> {
     let mut events: Vec<(Duration, Event)> = steps
         .iter()
         .enumerate()
         .flat_map(|(i, s)| [(s.at, Event::Apply(i)), (s.end(), Event::Heal(i))])
         .collect();
+    events.extend(
+        actions
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.at, Event::Action(i))),
+    );
     events.sort();
     events
 }
@@ -236,7 +291,7 @@ impl Schedule<'_> {
         workload: &mut Option<Box<dyn Workload>>,
     ) -> Result<(), ScenarioError> {
         let begin = Instant::now();
-        for (at, event) in events(steps) {
+        for (at, event) in events(steps, &self.scenario.actions) {
             let now = begin.elapsed();
             if at > now {
                 let what = if self.active.is_empty() {
@@ -286,6 +341,12 @@ impl Schedule<'_> {
                         w.mark_phase("fault", applied_ms);
                     }
                     phase(checkers, Phase::FaultApplied, ctx).await;
+                }
+                Event::Action(i) => {
+                    let action = &self.scenario.actions[i];
+                    self.progress.line(format!("action {}", action.name));
+                    let done = act(self.cluster, self.recorder, action).await?;
+                    self.progress.line(format!("{}: {done}", action.name));
                 }
                 Event::Heal(i) => {
                     let Some(id) = self.active.remove(&i) else {
@@ -344,6 +405,31 @@ async fn phase(all: &mut Participants, phase: Phase, ctx: &ScenarioContext) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn actions_join_the_schedule_after_applies_and_heals_at_the_same_instant() {
+        let step = Step {
+            at: Duration::from_secs(0),
+            hold: Duration::from_secs(4),
+            fault: Default::default(),
+        };
+        let action = |secs| ActionSpec {
+            at: Duration::from_secs(secs),
+            name: "promote".into(),
+        };
+        let e = events(&[step], &[action(4), action(0), action(2)]);
+        let kinds: Vec<Event> = e.iter().map(|(_, k)| *k).collect();
+        assert_eq!(
+            kinds,
+            [
+                Event::Apply(0),
+                Event::Action(1),
+                Event::Action(2),
+                Event::Heal(0),
+                Event::Action(0)
+            ]
+        );
+    }
 
     #[test]
     fn roles_follow_node_order() {

@@ -54,6 +54,8 @@ pub struct Scenario {
     /// `[[step]]` tables, in file order.
     pub steps: Vec<StepSpec>,
     pub generator: Option<GeneratorSpec>,
+    /// `[[action]]` tables: cluster actions (e.g. `promote`) at given times.
+    pub actions: Vec<ActionSpec>,
     pub workload: Option<WorkloadSpec>,
     pub checkers: Vec<CheckerSpec>,
     /// The file it came from, for error messages.
@@ -81,6 +83,18 @@ pub struct FaultSpec {
     pub rules: Vec<LinkRule>,
     /// Label for events and metrics; defaults to the profile name or "inline".
     pub label: Option<String>,
+}
+
+/// One `[[action]]` table: a nemesis action the cluster itself carries out (an HA
+/// tool's failover, `promote`), `at` after the baseline, recorded in the history as a
+/// nemesis operation named after it. Which names exist is the cluster's to say
+/// ([`super::Cluster::actions`]); the runner checks them before the baseline.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ActionSpec {
+    #[serde(with = "dur")]
+    pub at: Duration,
+    pub name: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -160,6 +174,8 @@ struct Raw {
     #[serde(default)]
     step: Vec<StepSpec>,
     generator: Option<GeneratorSpec>,
+    #[serde(default, rename = "action")]
+    actions: Vec<ActionSpec>,
     workload: Option<toml::Table>,
     #[serde(default, rename = "checker")]
     checkers: Vec<toml::Table>,
@@ -239,6 +255,7 @@ impl Scenario {
             timeline: raw.timeline,
             steps: raw.step,
             generator: raw.generator,
+            actions: raw.actions,
             workload,
             checkers,
             origin: origin.to_string(),
@@ -289,6 +306,16 @@ impl Scenario {
         }
         if let Some(g) = &self.generator {
             g.validate(o)?;
+        }
+        for (i, a) in self.actions.iter().enumerate() {
+            if a.name.trim().is_empty() {
+                return Err(field(
+                    o,
+                    &format!("action[{}].name", i + 1),
+                    "\"\"",
+                    "name the cluster action (e.g. promote)",
+                ));
+            }
         }
         if self.checkers.is_empty() {
             return Err(field(

@@ -177,3 +177,33 @@ kind = "leader-step-down"
     let e = Scenario::parse(&bad, "g.toml").unwrap_err().to_string();
     assert!(e.contains("generator.hold") && e.contains("6s..3s"), "{e}");
 }
+
+#[test]
+fn actions_are_parsed_and_a_bad_one_is_named() {
+    let s = Scenario::parse(
+        &format!("{GOOD}\n[[action]]\nat = \"2s\"\nname = \"promote\"\n"),
+        "t.toml",
+    )
+    .unwrap();
+    assert_eq!(
+        s.actions,
+        [ActionSpec {
+            at: Duration::from_secs(2),
+            name: "promote".into()
+        }]
+    );
+    let e = Scenario::parse(
+        &format!("{GOOD}\n[[action]]\nat = \"2s\"\nname = \" \"\n"),
+        "t.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("t.toml") && e.contains("action[1].name"), "{e}");
+    let e = Scenario::parse(
+        &format!("{GOOD}\n[[action]]\nat = \"2s\"\nname = \"promote\"\nnode = \"x\"\n"),
+        "t.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("t.toml") && e.contains("node"), "{e}");
+}
