@@ -8,6 +8,7 @@
 //! - [`etcd`]: etcd observers, workload, checkers, and etcd as a scenario cluster.
 //! - [`kafka`]: Kafka observers and checkers, and Kafka as a scenario cluster.
 //! - [`register`]: the register workload and linearizable checker, shared by systems.
+//! - [`mariadb`]: MariaDB primary/replica replication: lab, `promote`, workload, checks.
 //! - [`scenario`]: the scenario format, runner, nemesis and the plug-in traits.
 //! - [`report`]: verdict table, JSON, JUnit XML and SVG timeline.
 //! - [`pacelc`]: what each operation class pays for an injected inter-member delay.
@@ -20,6 +21,7 @@ pub mod capture;
 pub mod etcd;
 pub mod kafka;
 pub mod lab;
+pub mod mariadb;
 pub mod pacelc;
 pub mod register;
 pub mod report;

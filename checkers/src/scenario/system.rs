@@ -59,6 +59,7 @@ pub static REGISTRY: &[&dyn System] = &[
     &crate::etcd::system::Etcd,
     &crate::kafka::system::Kafka,
     &crate::zookeeper::system::ZooKeeper,
+    &crate::mariadb::system::Mariadb,
 ];
 
 /// The names of every registered system.
