@@ -17,6 +17,7 @@ use rift_checkers::lab::kafka::detached::{
 };
 use rift_checkers::lab::kafka::plan::KafkaLabOptions;
 use rift_checkers::lab::{self, LabState};
+use rift_checkers::mariadb::plan::MariaLabConfig;
 use rift_checkers::zookeeper::lab::up_detached as zookeeper_up;
 use rift_checkers::zookeeper::plan::ZkLabConfig;
 use serde_json::json;
@@ -39,7 +40,9 @@ etcd: 3.6 (default), 3.5 (built by scripts/setup.sh into /opt/rift/etcd/<version
 (Debian's etcd-server); ETCD_BIN runs any other etcd binary when --version is not given.\n\
 Kafka: 4.4 (default; RIFT_KAFKA_LIBS or .rift/kafka-libs) or 3.9 (/opt/rift/kafka/<version>),\n\
 Maven Central jars fetched by scripts/setup.sh, run on Java 17.\n\
-ZooKeeper: 3.9 (RIFT_ZOOKEEPER_LIBS or .rift/zookeeper-libs, scripts/setup.d/35-zookeeper.sh)."
+ZooKeeper: 3.9 (RIFT_ZOOKEEPER_LIBS or .rift/zookeeper-libs, scripts/setup.d/35-zookeeper.sh).\n\
+MariaDB: 10.11 (Debian's, scripts/setup.d/37-mariadb.sh): maria1 primary, the others its replicas\n\
+through rift; semi-sync (2 s timeout) unless --async-replication."
     )]
     Up(UpArgs),
     /// Stop everything the lab started and remove its data.
@@ -58,6 +61,7 @@ enum System {
     Etcd,
     Kafka,
     Zookeeper,
+    Mariadb,
 }
 
 #[derive(Args)]
@@ -84,20 +88,35 @@ struct UpArgs {
     /// kafka, zookeeper: JVM heap per broker or server, in MiB [default: 384, 192].
     #[arg(long)]
     heap_mb: Option<u32>,
+    /// mariadb: asynchronous replication instead of semi-synchronous.
+    #[arg(long)]
+    async_replication: bool,
 }
 
 impl UpArgs {
     /// Flags of the other system are refused rather than silently ignored.
     fn check_flags(&self) -> anyhow::Result<()> {
         let given: &[(&str, bool)] = match self.system {
-            System::Etcd => &[("--heap-mb", self.heap_mb.is_some())],
+            System::Etcd => &[
+                ("--heap-mb", self.heap_mb.is_some()),
+                ("--async-replication", self.async_replication),
+            ],
+            System::Mariadb => &[
+                ("--no-pre-vote", self.no_pre_vote),
+                ("--heartbeat", self.heartbeat.is_some()),
+                ("--election", self.election.is_some()),
+                ("--version", self.version.is_some()),
+                ("--heap-mb", self.heap_mb.is_some()),
+            ],
             System::Zookeeper => &[
                 ("--no-pre-vote", self.no_pre_vote),
                 ("--heartbeat", self.heartbeat.is_some()),
                 ("--election", self.election.is_some()),
                 ("--version", self.version.is_some()),
+                ("--async-replication", self.async_replication),
             ],
             System::Kafka => &[
+                ("--async-replication", self.async_replication),
                 ("--no-pre-vote", self.no_pre_vote),
                 ("--heartbeat", self.heartbeat.is_some()),
                 ("--election", self.election.is_some()),
@@ -173,6 +192,13 @@ async fn up_cmd(state_dir: PathBuf, up: UpArgs) -> anyhow::Result<ExitCode> {
             }
             with_progress(&state_dir, up.nodes, "servers", zookeeper_up(config, &rift)).await?
         }
+        System::Mariadb => {
+            let mut config = MariaLabConfig::new(up.nodes, &state_dir);
+            config.base_port = up.base_port;
+            config.semi_sync = !up.async_replication;
+            let start = rift_checkers::mariadb::lab::up_detached(config, &rift);
+            with_progress(&state_dir, up.nodes, "servers", start).await?
+        }
     };
     if let Some(version) = state.settings.get("version").and_then(|v| v.as_str()) {
         println!("{} {version}", state.system);
@@ -245,6 +271,7 @@ fn print_members(state: &LabState) {
     // A Kafka lab records each broker's controller listener where etcd has its peer URL.
     let (member, peer) = match state.system.as_str() {
         "kafka" => ("broker", "controller (via rift)"),
+        "mariadb" => ("member", "repl (via rift)"),
         _ => ("member", "peer (via rift)"),
     };
     println!(
@@ -285,8 +312,9 @@ async fn status_cmd(state_dir: PathBuf, as_json: bool) -> anyhow::Result<ExitCod
         "etcd" => etcd_status(&state, &mut out, process).await?,
         "kafka" => kafka_status(&state, &mut out, process).await,
         "zookeeper" => rift_checkers::zookeeper::lab::status(&state, &mut out, process).await,
+        "mariadb" => rift_checkers::mariadb::lab::status(&state, &mut out, process).await,
         other => bail!(
-            "{}: unknown lab system {other:?} (known: etcd, kafka, zookeeper)",
+            "{}: unknown lab system {other:?} (known: etcd, kafka, zookeeper, mariadb)",
             LabState::path(&state_dir).display()
         ),
     };

@@ -291,3 +291,72 @@ pub async fn up_detached(config: MariaLabConfig, rift: &Path) -> Result<LabState
     }
     Ok(state)
 }
+
+/// `rift lab status` of a MariaDB lab: each member's role (writable primary, or the
+/// port of the primary it replicates from, rift's listener), GTID position and
+/// semi-sync state, polled on its real port. Fills `out["members"]`; returns the table.
+pub async fn status(
+    state: &LabState,
+    out: &mut serde_json::Value,
+    process: impl Fn(&str) -> (Option<u32>, bool),
+) -> String {
+    let ports: Vec<(String, u16)> = state
+        .members
+        .iter()
+        .filter_map(|m| {
+            let port = m.direct_client_url.rsplit(':').next()?.parse().ok()?;
+            Some((m.name.clone(), port))
+        })
+        .collect();
+    let observer = MariaObserver::new(ports);
+    let mut t = format!(
+        "{:<8} {:<8} {:<7} {:<28} {:<16} {:<10} client (direct)\n",
+        "member", "pid", "running", "role", "gtid", "semi-sync"
+    );
+    let mut rows = Vec::new();
+    for m in &state.members {
+        let (pid, running) = process(&m.name);
+        let s = observer
+            .status(&m.name, Duration::from_millis(800))
+            .await
+            .ok();
+        let role = match &s {
+            None => "(no answer)".to_string(),
+            Some(s) => match &s.replica {
+                Some(r) => format!("replica of :{} (io {})", r.master_port, r.io_running),
+                None if s.read_only => "read-only".into(),
+                None => "primary (writable)".into(),
+            },
+        };
+        let gtid = s
+            .as_ref()
+            .map_or("-".into(), |s| s.gtid_current_pos.clone());
+        // A replica's side of semi-sync is its acknowledgements; a primary's is whether
+        // commits still wait for one or fell back to asynchronous.
+        let semi = s
+            .as_ref()
+            .map_or("-", |s| match (&s.replica, &s.semi_sync) {
+                (Some(_), ss) if ss.slave_status => "acks",
+                (Some(_), _) => "off",
+                (None, ss) if !ss.master_enabled => "off",
+                (None, ss) if ss.master_status => "on",
+                (None, _) => "fell back",
+            });
+        t += &format!(
+            "{:<8} {:<8} {:<7} {:<28} {:<16} {:<10} {}\n",
+            m.name,
+            pid.map_or("-".into(), |p| p.to_string()),
+            if running { "yes" } else { "no" },
+            role,
+            gtid,
+            semi,
+            m.direct_client_url
+        );
+        rows.push(serde_json::json!({
+            "name": m.name, "pid": pid, "running": running, "role": role, "status": s,
+            "client_url": m.direct_client_url, "repl_url": m.peer_url,
+        }));
+    }
+    out["members"] = rows.into();
+    t
+}
