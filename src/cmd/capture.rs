@@ -158,3 +158,86 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         Judgement::Unknown => ExitCode::from(2),
     })
 }
+
+/// The packet recording of one scenario run (`rift scenario run --capture`), written
+/// into the run's report directory; the same recording as `rift capture record`.
+pub(crate) struct ScenarioCapture {
+    #[cfg(feature = "capture")]
+    recording: rift_checkers::capture::record::Recording,
+}
+
+/// Starts recording the traffic of the proxy at `api` into `dir`: fails here, before
+/// the run, without CAP_NET_RAW (the error names the capability and how to grant it).
+#[cfg(feature = "capture")]
+pub(crate) async fn start_for_scenario(
+    api: &str,
+    dir: &std::path::Path,
+) -> anyhow::Result<ScenarioCapture> {
+    use rift_checkers::capture::live::DEFAULT_SNAPLEN;
+    use rift_checkers::capture::record::{RecordOptions, Recording};
+    let recording = Recording::start(RecordOptions {
+        api: api.to_string(),
+        dir: dir.to_path_buf(),
+        interface: None,
+        snaplen: DEFAULT_SNAPLEN,
+    })
+    .await?;
+    eprintln!(
+        "capturing TCP on {} ports into {}",
+        recording.ports().len(),
+        dir.join(files::PCAP).display()
+    );
+    Ok(ScenarioCapture { recording })
+}
+
+#[cfg(not(feature = "capture"))]
+pub(crate) async fn start_for_scenario(
+    _api: &str,
+    _dir: &std::path::Path,
+) -> anyhow::Result<ScenarioCapture> {
+    anyhow::bail!(
+        "--capture: this rift was built without packet capture: rebuild with `--features capture`"
+    )
+}
+
+impl ScenarioCapture {
+    /// Keeps recording while `work` runs, then writes the capture's files. The
+    /// outcome of the recording is `Err(why)` when it broke off or could not be
+    /// written: the no-crossing verdicts then say so (UNKNOWN).
+    #[cfg(feature = "capture")]
+    pub(crate) async fn during<T>(
+        mut self,
+        work: impl std::future::Future<Output = T>,
+    ) -> (T, Result<(), String>) {
+        let (done, finished) = tokio::sync::oneshot::channel::<()>();
+        let work = async {
+            let out = work.await;
+            let _ = done.send(());
+            out
+        };
+        let record = self.recording.run(None, async {
+            let _ = finished.await;
+        });
+        let (out, ran) = tokio::join!(work, record);
+        let written = self.recording.finish().await;
+        let outcome = match (ran, written) {
+            (Ok(()), Ok(stats)) => {
+                eprintln!(
+                    "capture: {} frames written ({} loopback copies dropped)",
+                    stats.frames_written, stats.loopback_copies_dropped
+                );
+                Ok(())
+            }
+            (Err(e), _) | (_, Err(e)) => Err(format!("the capture broke off: {e}")),
+        };
+        (out, outcome)
+    }
+
+    #[cfg(not(feature = "capture"))]
+    pub(crate) async fn during<T>(
+        self,
+        work: impl std::future::Future<Output = T>,
+    ) -> (T, Result<(), String>) {
+        (work.await, Err("built without packet capture".into()))
+    }
+}

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
+use rift_checkers::capture::scenario::{self as no_crossing, no_crossing_specs};
 use rift_checkers::report::Report;
 use rift_checkers::scenario::Status;
 use rift_checkers::scenario::runner::{RunOptions, run as run_scenario};
@@ -76,6 +77,11 @@ struct RunArgs {
     /// written as summary.json; each run's reports go to run-NN/ under --out.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
     runs: u32,
+    /// Record the traffic between rift and the members into the report directory
+    /// (capture.pcap, capture-sockets.json, capture-events.jsonl; needs CAP_NET_RAW)
+    /// and judge the scenario's `no-crossing` checkers from it after the run.
+    #[arg(long)]
+    capture: bool,
 }
 
 fn parse_endpoint(text: &str) -> Result<(String, String), String> {
@@ -186,7 +192,7 @@ async fn run_cmd(args: RunArgs) -> anyhow::Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| default_out(&scenario.name));
     if args.runs <= 1 {
-        let report = run_once(&args, &scenario).await?;
+        let report = run_once(&args, &scenario, &out).await?;
         return finish(&report, &out);
     }
     // Each run on a fresh cluster (a lab started for it; with --attach the same
@@ -196,7 +202,7 @@ async fn run_cmd(args: RunArgs) -> anyhow::Result<ExitCode> {
     for run in 1..=args.runs {
         let dir = out.join(format!("run-{run:02}"));
         eprintln!("run {run} of {}", args.runs);
-        let result = match run_once(&args, &scenario).await {
+        let result = match run_once(&args, &scenario, &dir).await {
             Ok(report) => {
                 println!("{}", report.table());
                 report
@@ -237,7 +243,10 @@ impl std::fmt::Display for Interrupted {
 impl std::error::Error for Interrupted {}
 
 /// Starts (or attaches to) the cluster, runs the scenario once, and stops the cluster.
-async fn run_once(args: &RunArgs, scenario: &Scenario) -> anyhow::Result<Report> {
+/// With --capture the run's packets go to `dir`, and the scenario's no-crossing
+/// checkers are judged from them.
+async fn run_once(args: &RunArgs, scenario: &Scenario, dir: &Path) -> anyhow::Result<Report> {
+    let no_crossing = no_crossing_specs(scenario)?;
     let cluster = match &args.attach {
         Some(api) => {
             let endpoints =
@@ -271,17 +280,51 @@ async fn run_once(args: &RunArgs, scenario: &Scenario) -> anyhow::Result<Report>
             start_cluster(&scenario.cluster, &scenario.origin, &options).await?
         }
     };
+    let capture = if args.capture {
+        let api = match &args.attach {
+            Some(api) => Some(api.clone()),
+            None => cluster.info()["rift_api"].as_str().map(str::to_string),
+        };
+        let started = match api {
+            Some(api) => super::capture::start_for_scenario(&api, dir).await,
+            None => Err(anyhow::anyhow!("--capture: the cluster names no rift API")),
+        };
+        match started {
+            Ok(c) => Some(c),
+            Err(e) => {
+                cluster.shutdown().await;
+                return Err(e);
+            }
+        }
+    } else {
+        None
+    };
     let options = RunOptions { quiet: args.quiet };
-    // Ctrl-C must not leave a fault in place or members running.
-    let result = tokio::select! {
-        r = run_scenario(scenario, cluster.as_ref(), &options) => r.map_err(anyhow::Error::from),
-        _ = tokio::signal::ctrl_c() => Err(anyhow::Error::new(Interrupted)),
+    let work = async {
+        // Ctrl-C must not leave a fault in place or members running.
+        tokio::select! {
+            r = run_scenario(scenario, cluster.as_ref(), &options) => r.map_err(anyhow::Error::from),
+            _ = tokio::signal::ctrl_c() => Err(anyhow::Error::new(Interrupted)),
+        }
+    };
+    let (result, captured) = match capture {
+        Some(c) => c.during(work).await,
+        None => (
+            work.await,
+            Err("no packet capture: run with --capture to judge it".to_string()),
+        ),
     };
     if result.is_err() {
         let _ = cluster.nemesis().heal().await;
     }
     cluster.shutdown().await;
-    result
+    let mut report = result?;
+    for (at, settings) in &no_crossing {
+        let v = no_crossing::verdict(dir, settings, captured.clone());
+        report.verdicts.insert((*at).min(report.verdicts.len()), v);
+    }
+    report.status = Status::combine(report.verdicts.iter().map(|v| v.status));
+    Ok(report)
 }
 
 fn finish(report: &Report, out: &Path) -> anyhow::Result<ExitCode> {

@@ -6,6 +6,7 @@
 //! - [`files`]: a recording directory's files, judged after the fact (pure).
 //! - `live` (feature `capture`): the pnet capture on an interface, filtered to ports.
 //! - `record` (feature `capture`): capture plus the proxy's socket map and events.
+//! - [`scenario`]: `no-crossing` tables of scenario files, judged after a captured run.
 
 pub mod files;
 pub mod judge;
@@ -14,3 +15,4 @@ pub mod live;
 pub mod pcap;
 #[cfg(feature = "capture")]
 pub mod record;
+pub mod scenario;
