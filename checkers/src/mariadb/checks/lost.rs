@@ -44,7 +44,8 @@ impl HistoryCheck for NoLostWrites {
         }
         for op in history.nemesis().filter(|n| n.f == "promote") {
             v.evidence(format!(
-                "promote at {} ms: {} -> {}{}",
+                "promote from {} ms to {} ms: {} -> {}{}",
+                ms(op.invoked),
                 ms(op.time),
                 op.value["old_primary"].as_str().unwrap_or("?"),
                 op.value["new_primary"].as_str().unwrap_or("?"),
