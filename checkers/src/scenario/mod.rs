@@ -22,6 +22,7 @@
 
 pub mod apply;
 pub mod check;
+pub mod cut_effect;
 pub mod nemesis;
 pub mod poller;
 pub mod progress;

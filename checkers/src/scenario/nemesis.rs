@@ -3,7 +3,7 @@
 //! (`Remote`, for `--attach`).
 
 use rift_proxy::client::ApiClient;
-use rift_proxy::control::{ActiveFault, Control};
+use rift_proxy::control::{ActiveFault, ConnectionGroup, Control};
 use rift_proxy::fault::FaultRequest;
 use rift_proxy::profile::{Bindings, ProfileLibrary};
 use rift_proxy::topology::Topology;
@@ -58,6 +58,18 @@ impl Nemesis {
             Nemesis::Remote(c) => c
                 .heal_fault(id)
                 .await
+                .map_err(|e| ScenarioError::Nemesis(with_causes(&e))),
+        }
+    }
+
+    /// The bytes rift has delivered on each (src, dst, endpoint) of its open connections.
+    pub async fn traffic(&self) -> Result<Vec<ConnectionGroup>, ScenarioError> {
+        match self {
+            Nemesis::Local(c) => Ok(c.traffic()),
+            Nemesis::Remote(c) => c
+                .status()
+                .await
+                .map(|s| s.connections)
                 .map_err(|e| ScenarioError::Nemesis(with_causes(&e))),
         }
     }

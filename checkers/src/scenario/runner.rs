@@ -122,7 +122,16 @@ async fn timeline(
         if spec.kind == crate::capture::scenario::KIND {
             continue;
         }
-        match cluster.checker(spec, &scenario.origin)? {
+        // Checks that any system can use are built here; the rest by the system.
+        let built = if spec.kind == super::cut_effect::KIND {
+            CheckerImpl::History(Box::new(super::cut_effect::CutTookEffect::from_settings(
+                &spec.settings,
+                &spec.origin,
+            )?))
+        } else {
+            cluster.checker(spec, &scenario.origin)?
+        };
+        match built {
             CheckerImpl::Live(c) => checkers.push(c),
             CheckerImpl::History(c) => pending.push((at, c)),
             CheckerImpl::Driven { driver, check } => {

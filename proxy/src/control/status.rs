@@ -199,26 +199,6 @@ impl Control {
                 });
             }
         }
-        let mut groups: BTreeMap<(usize, usize, usize), ConnectionGroup> = BTreeMap::new();
-        for (link, counters) in super::sync::lock(&self.inner.connections.open).values() {
-            let group = groups
-                .entry((link.src, link.dst, link.endpoint))
-                .or_insert_with(|| ConnectionGroup {
-                    src: ids.name(link.src).to_string(),
-                    dst: ids.name(link.dst).to_string(),
-                    endpoint: ids
-                        .endpoint_names()
-                        .get(link.endpoint)
-                        .cloned()
-                        .unwrap_or_default(),
-                    active: 0,
-                    bytes_forward: 0,
-                    bytes_reverse: 0,
-                });
-            group.active += 1;
-            group.bytes_forward += counters.forward.load(Ordering::Relaxed);
-            group.bytes_reverse += counters.reverse.load(Ordering::Relaxed);
-        }
         let (ips, pids) = self.inner.sources.snapshot();
         let sources = self
             .inner
@@ -248,11 +228,38 @@ impl Control {
             endpoints: ids.endpoint_names().to_vec(),
             faults: state.active.iter().map(|(f, _)| f.clone()).collect(),
             links,
-            connections: groups.into_values().collect(),
+            connections: self.traffic(),
             sources,
             sockets,
             cluster: None,
         }
+    }
+
+    /// Live traffic per (src, dst, endpoint), summed over its open connections: the
+    /// bytes rift delivered in each direction (held and discarded bytes never count).
+    pub fn traffic(&self) -> Vec<ConnectionGroup> {
+        let ids = &self.inner.ids;
+        let mut groups: BTreeMap<(usize, usize, usize), ConnectionGroup> = BTreeMap::new();
+        for (link, counters) in super::sync::lock(&self.inner.connections.open).values() {
+            let group = groups
+                .entry((link.src, link.dst, link.endpoint))
+                .or_insert_with(|| ConnectionGroup {
+                    src: ids.name(link.src).to_string(),
+                    dst: ids.name(link.dst).to_string(),
+                    endpoint: ids
+                        .endpoint_names()
+                        .get(link.endpoint)
+                        .cloned()
+                        .unwrap_or_default(),
+                    active: 0,
+                    bytes_forward: 0,
+                    bytes_reverse: 0,
+                });
+            group.active += 1;
+            group.bytes_forward += counters.forward.load(Ordering::Relaxed);
+            group.bytes_reverse += counters.reverse.load(Ordering::Relaxed);
+        }
+        groups.into_values().collect()
     }
 
     /// Addresses of open and recently closed connections, oldest first.
