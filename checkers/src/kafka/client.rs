@@ -182,6 +182,9 @@ pub async fn create_topic(
 /// `acks` of a producer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Acks {
+    /// The producer does not wait for the broker (pacelc measures it).
+    #[serde(rename = "0")]
+    Zero,
     #[serde(rename = "1")]
     One,
     #[serde(rename = "all")]
@@ -191,6 +194,7 @@ pub enum Acks {
 impl Acks {
     pub fn as_str(self) -> &'static str {
         match self {
+            Acks::Zero => "0",
             Acks::One => "1",
             Acks::All => "all",
         }

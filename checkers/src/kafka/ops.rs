@@ -67,14 +67,29 @@ pub async fn send_recorded(
     acks: client::Acks,
     recorder: &Recorder,
 ) -> Result<i64, String> {
+    send_recorded_to(producer, (topic, partition), payload, acks, None, recorder).await
+}
+
+/// [`send_recorded`] with the op's `node` set to the partition's leader when known.
+pub async fn send_recorded_to(
+    producer: &FutureProducer,
+    (topic, partition): (&str, i32),
+    payload: &str,
+    acks: client::Acks,
+    leader: Option<&str>,
+    recorder: &Recorder,
+) -> Result<i64, String> {
     let key = format!("{topic}/{partition}");
-    let invoke = Op::invoke(
+    let mut invoke = Op::invoke(
         recorder.now(),
         recorder.fresh_process(),
         "send",
         Some(&key),
         json!(payload),
     );
+    if let Some(node) = leader {
+        invoke = invoke.with_node(node);
+    }
     recorder.record(Entry::Op(invoke.clone()));
     let result = client::send(producer, topic, partition, payload).await;
     let time = recorder.now();

@@ -54,6 +54,7 @@ pub const CHECKERS: &[&str] = &[
     "quorum-availability",
     "no-lost-records",
     "log",
+    "pacelc",
 ];
 
 pub struct KafkaCluster {
@@ -374,6 +375,7 @@ impl Cluster for KafkaCluster {
             "quorum-availability" => driven(quorum::build(i, spec.parse()?, t)),
             "no-lost-records" => driven(loss::no_lost::build(i, spec.parse()?)),
             "log" => driven(super::log_check::build(i, spec.parse()?)),
+            "pacelc" => driven(crate::pacelc::kafka::build(i, spec.parse()?, &spec.origin)?),
             other => {
                 return Err(ScenarioError::Field {
                     origin: spec.origin.clone(),

@@ -26,6 +26,7 @@
 //! [`cap_map`] gives `rift cap-map` the curves and an EC/EL reading of a finished run.
 
 pub mod judge;
+pub mod kafka;
 pub mod measure;
 pub mod svg;
 
