@@ -5,6 +5,7 @@
 //! - [`lab`]: start/stop real members on loopback with rift on every link.
 //! - [`capmap`]: the CAP map measured from histories (`rift cap-map`).
 //! - [`capture`]: packet captures and the no-crossing judgement.
+//! - [`cassandra`]: the Cassandra lab, observer, register workload and checks.
 //! - [`etcd`]: etcd observers, workload, checkers, and etcd as a scenario cluster.
 //! - [`kafka`]: Kafka observers and checkers, and Kafka as a scenario cluster.
 //! - [`register`]: the register workload and linearizable checker, shared by systems.
@@ -18,6 +19,7 @@
 
 pub mod capmap;
 pub mod capture;
+pub mod cassandra;
 pub mod etcd;
 pub mod kafka;
 pub mod lab;

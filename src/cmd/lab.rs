@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
+use rift_checkers::cassandra::lab::{CassandraLabOptions, detached as cassandra};
 use rift_checkers::etcd::observer::{EtcdObserver, majority_leader_of};
 use rift_checkers::lab::etcd::{EtcdLabConfig, up_detached as etcd_up};
 use rift_checkers::lab::kafka::detached::{
@@ -42,7 +43,8 @@ Kafka: 4.4 (default; RIFT_KAFKA_LIBS or .rift/kafka-libs) or 3.9 (/opt/rift/kafk
 Maven Central jars fetched by scripts/setup.sh, run on Java 17.\n\
 ZooKeeper: 3.9 (RIFT_ZOOKEEPER_LIBS or .rift/zookeeper-libs, scripts/setup.d/35-zookeeper.sh).\n\
 MariaDB: 10.11 (Debian's, scripts/setup.d/37-mariadb.sh): maria1 primary, the others its replicas\n\
-through rift; semi-sync (2 s timeout) unless --async-replication."
+through rift; semi-sync (2 s timeout) unless --async-replication.\n\
+Cassandra: 5.0 (RIFT_CASSANDRA_LIBS or .rift/cassandra-libs, scripts/setup.d/36-cassandra.sh)."
     )]
     Up(UpArgs),
     /// Stop everything the lab started and remove its data.
@@ -62,6 +64,7 @@ enum System {
     Kafka,
     Zookeeper,
     Mariadb,
+    Cassandra,
 }
 
 #[derive(Args)]
@@ -85,7 +88,8 @@ struct UpArgs {
     /// etcd: Raft election timeout, at least 5x the heartbeat [default: 500ms].
     #[arg(long, value_parser = humantime::parse_duration)]
     election: Option<Duration>,
-    /// kafka, zookeeper: JVM heap per broker or server, in MiB [default: 384, 192].
+    /// kafka, zookeeper, cassandra: JVM heap per broker, server or node, in MiB
+    /// [default: 384, 192, 512].
     #[arg(long)]
     heap_mb: Option<u32>,
     /// mariadb: asynchronous replication instead of semi-synchronous.
@@ -120,6 +124,13 @@ impl UpArgs {
                 ("--no-pre-vote", self.no_pre_vote),
                 ("--heartbeat", self.heartbeat.is_some()),
                 ("--election", self.election.is_some()),
+            ],
+            System::Cassandra => &[
+                ("--no-pre-vote", self.no_pre_vote),
+                ("--heartbeat", self.heartbeat.is_some()),
+                ("--election", self.election.is_some()),
+                ("--version", self.version.is_some()),
+                ("--async-replication", self.async_replication),
             ],
         };
         if let Some((flag, _)) = given.iter().find(|(_, set)| *set) {
@@ -199,6 +210,27 @@ async fn up_cmd(state_dir: PathBuf, up: UpArgs) -> anyhow::Result<ExitCode> {
             let start = rift_checkers::mariadb::lab::up_detached(config, &rift);
             with_progress(&state_dir, up.nodes, "servers", start).await?
         }
+        System::Cassandra => {
+            let mut lab = CassandraLabOptions {
+                base_port: up.base_port,
+                ..CassandraLabOptions::default()
+            };
+            if let Some(heap) = up.heap_mb {
+                lab.heap_mb = heap;
+            }
+            let options = cassandra::DetachedOptions {
+                nodes: up.nodes,
+                state_dir: state_dir.clone(),
+                lab,
+            };
+            with_progress(
+                &state_dir,
+                up.nodes,
+                "nodes",
+                cassandra::up_detached(options, &rift),
+            )
+            .await?
+        }
     };
     if let Some(version) = state.settings.get("version").and_then(|v| v.as_str()) {
         println!("{} {version}", state.system);
@@ -272,6 +304,7 @@ fn print_members(state: &LabState) {
     let (member, peer) = match state.system.as_str() {
         "kafka" => ("broker", "controller (via rift)"),
         "mariadb" => ("member", "repl (via rift)"),
+        "cassandra" => ("node", "storage (via rift)"),
         _ => ("member", "peer (via rift)"),
     };
     println!(
@@ -313,8 +346,9 @@ async fn status_cmd(state_dir: PathBuf, as_json: bool) -> anyhow::Result<ExitCod
         "kafka" => kafka_status(&state, &mut out, process).await,
         "zookeeper" => rift_checkers::zookeeper::lab::status(&state, &mut out, process).await,
         "mariadb" => rift_checkers::mariadb::lab::status(&state, &mut out, process).await,
+        "cassandra" => cassandra::status(&state, &mut out, process).await,
         other => bail!(
-            "{}: unknown lab system {other:?} (known: etcd, kafka, zookeeper, mariadb)",
+            "{}: unknown lab system {other:?} (known: etcd, kafka, zookeeper, mariadb, cassandra)",
             LabState::path(&state_dir).display()
         ),
     };

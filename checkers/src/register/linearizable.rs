@@ -36,6 +36,10 @@ pub struct LinearizableConfig {
     /// Count serializable reads as if they were linearizable.
     #[serde(default)]
     pub include_serializable: bool,
+    /// Check only the keys that start with this prefix (a system whose workload mixes
+    /// linearizable and weaker configurations: Cassandra's `lwt/` keys).
+    #[serde(default)]
+    pub key_prefix: Option<String>,
 }
 
 fn default_budget() -> Duration {
@@ -118,14 +122,47 @@ fn acknowledged_during_faults(history: &History, include_serializable: bool) -> 
 
 impl HistoryCheck for Linearizable {
     fn name(&self) -> String {
+        let keys = self
+            .config
+            .key_prefix
+            .as_deref()
+            .map(|p| format!(" ({p} keys)"))
+            .unwrap_or_default();
         if self.config.include_serializable {
-            "linearizable (serializable reads included)".to_string()
+            format!("linearizable{keys} (serializable reads included)")
         } else {
-            "linearizable".to_string()
+            format!("linearizable{keys}")
         }
     }
 
     fn check(&self, history: &History) -> Verdict {
+        match &self.config.key_prefix {
+            Some(prefix) => self.check_all(&only_keys(history, prefix)),
+            None => self.check_all(history),
+        }
+    }
+}
+
+/// The history without the client operations on keys outside `prefix` (entries keep
+/// their index, so evidence still points at lines of the file).
+fn only_keys(history: &History, prefix: &str) -> History {
+    History::new(
+        history
+            .entries
+            .iter()
+            .filter(|e| match e {
+                rift_history::Entry::Op(op) => {
+                    op.key.as_deref().is_some_and(|k| k.starts_with(prefix))
+                }
+                _ => true,
+            })
+            .cloned()
+            .collect(),
+    )
+}
+
+impl Linearizable {
+    fn check_all(&self, history: &History) -> Verdict {
         let mut v = Verdict::new(&self.name());
         let options = linear::Options {
             budget: self.config.budget,

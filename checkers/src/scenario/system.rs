@@ -60,6 +60,7 @@ pub static REGISTRY: &[&dyn System] = &[
     &crate::kafka::system::Kafka,
     &crate::zookeeper::system::ZooKeeper,
     &crate::mariadb::system::Mariadb,
+    &crate::cassandra::system::Cassandra,
 ];
 
 /// The names of every registered system.

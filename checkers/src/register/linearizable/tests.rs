@@ -99,6 +99,7 @@ fn check(h: &History, include_serializable: bool) -> Verdict {
     Linearizable::new(LinearizableConfig {
         budget: Duration::from_secs(10),
         include_serializable,
+        key_prefix: None,
     })
     .check(h)
 }
@@ -278,6 +279,7 @@ fn a_budget_that_runs_out_is_unknown() {
     let v = Linearizable::new(LinearizableConfig {
         budget: Duration::from_nanos(1),
         include_serializable: false,
+        key_prefix: None,
     })
     .check(&h);
     assert_eq!(v.status, Status::Unknown, "{v:#?}");
@@ -289,6 +291,7 @@ fn the_budget_is_bounded() {
     let c = |budget| LinearizableConfig {
         budget,
         include_serializable: false,
+        key_prefix: None,
     };
     let e = c(Duration::ZERO)
         .validate("s.toml: [[checker]] #1")
