@@ -7,9 +7,10 @@
 //! the `minority` and `majority` sides, and its `stop`; a `final` phase mark after which
 //! every key is read once more with the system's strongest read.
 //!
-//! Logs are judged too (Kafka): a `send` is a write of its record; a final `read` whose
-//! value is a log (`[[offset, value], ...]`) proves lost every acknowledged send of its
-//! key that the log lacks.
+//! Logs are judged too: a `send` (Kafka) is a write of its record; a final read whose
+//! value is a log (Kafka's `[[offset, value], ...]`, or MariaDB's `read-writes`: every
+//! value the key's table holds) proves lost every acknowledged write of its key that
+//! the log lacks.
 //!
 //! Everything here is a witness, never a guess:
 //! - a read is **stale** when it returned the value of an acknowledged write `w'` (or
@@ -221,7 +222,7 @@ pub fn evidence(history: &History, select: Select) -> Evidence {
 
     let writes = WritesByKey::new(&calls);
     let mut lost: BTreeMap<usize, LostWrite> = BTreeMap::new();
-    for call in calls.iter().filter(|c| c.invoke.f == "read" && c.ok()) {
+    for call in calls.iter().filter(|c| is_read(c.invoke) && c.ok()) {
         let done = call.done.expect("ok reads are completed");
         let key = call.invoke.key.clone().unwrap_or_default();
         let is_final = final_mark.is_some_and(|m| call.invoke.time >= m);
@@ -279,6 +280,12 @@ pub fn evidence(history: &History, select: Select) -> Evidence {
     }
     ev.lost_writes = lost.into_values().collect();
     ev
+}
+
+/// A read of one key: its value (`read`), or every value ever written to it
+/// (`read-writes`, a final read only).
+fn is_read(op: &Op) -> bool {
+    matches!(op.f.as_str(), "read" | "read-writes")
 }
 
 fn tally(side: &mut Outcomes, call: &Call, stop: Nanos) {
@@ -374,9 +381,11 @@ impl<'a, 'h> WritesByKey<'a, 'h> {
     /// Acknowledged writes of `key`, completed before `began`, whose value is not in
     /// `log` (entries `[offset, value]`).
     fn missing_from_log(&self, key: &str, log: &[Value], began: Nanos) -> Vec<&'a Call<'h>> {
+        // Kafka's entries are `[offset, value]`; a table of every value written to a key
+        // (MariaDB's `read-writes`) lists the values alone.
         let present: Vec<&Value> = log
             .iter()
-            .filter_map(|e| e.as_array().and_then(|a| a.get(1)))
+            .map(|e| e.as_array().and_then(|a| a.get(1)).unwrap_or(e))
             .collect();
         self.by_key
             .get(key)

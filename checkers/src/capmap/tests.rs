@@ -381,3 +381,31 @@ fn acknowledged_sends_missing_from_the_final_log_are_lost_and_sides_come_from_th
     let c = classify(&all, CountedReads::Strongest);
     assert_eq!((c.cap, c.lost), (Cap::CP, 0), "{c:?}");
 }
+
+#[test]
+fn a_final_table_of_every_value_written_names_the_writes_it_lacks() {
+    let mut b = Builder::partitioned();
+    b.write("k", "n1", 1, 500, 510, OpType::Ok)
+        .write("k", "n1", 2, 2000, 2010, OpType::Ok)
+        .write("k", "n2", 3, 4000, 4010, OpType::Ok)
+        // The register's final value is the newest write: nothing looks lost there.
+        .read("k", "n2", json!(3), 6100, 6110);
+    // But the new primary's table of the key's writes lacks 2, acknowledged by n1.
+    let invoke = Op::invoke(6200 * MS, 77, "read-writes", Some("k"), Value::Null).with_node("n2");
+    b.push(Entry::Op(invoke.clone()));
+    b.push(Entry::Op(invoke.complete(
+        6210 * MS,
+        OpType::Ok,
+        json!([1, 3]),
+    )));
+    let ev = evidence(&b.history(), Select::All);
+    assert_eq!(ev.lost_writes.len(), 1, "{ev:?}");
+    assert_eq!(
+        (
+            ev.lost_writes[0].value.clone(),
+            ev.lost_writes[0].node.as_deref()
+        ),
+        (json!(2), Some("n1"))
+    );
+    assert_eq!(classify(&ev, CountedReads::Strongest).cap, Cap::AP);
+}

@@ -226,9 +226,9 @@ fn no_lost_writes_names_each_acknowledged_write_the_new_primary_lacks() {
         lost[0]
     );
     assert!(
-        v.evidence
-            .iter()
-            .any(|e| e.contains("promote from 2000 ms to 2005 ms") && e.contains("maria1 -> maria2"))
+        v.evidence.iter().any(
+            |e| e.contains("promote from 2000 ms to 2005 ms") && e.contains("maria1 -> maria2")
+        )
     );
 }
 
