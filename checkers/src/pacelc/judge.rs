@@ -270,9 +270,10 @@ fn judge_one(
     }
 }
 
-/// The members: nodes the poller observed, the rules named, the clients talked to.
+/// The members: nodes the rules named and the clients talked to. Not every observed
+/// node: the poller also observes the proxy itself, which is no member.
 fn members(history: &History, windows: &[Window]) -> BTreeSet<String> {
-    let mut m: BTreeSet<String> = history.observations().map(|o| o.node.clone()).collect();
+    let mut m = BTreeSet::new();
     for w in windows {
         for (a, b) in w.links.keys() {
             m.insert(a.clone());

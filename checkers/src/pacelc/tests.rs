@@ -66,6 +66,16 @@ impl Builder {
             process: 0,
         };
         for t in (0..20_000).step_by(500) {
+            // The proxy is observed too; it is no member and no round trip leads to it.
+            b.entries.push(Entry::Observation(Observation {
+                index: 0,
+                time: t * MS + MS,
+                started: t * MS,
+                observation: "rift-status".into(),
+                node: "rift".into(),
+                value: json!({}),
+                error: None,
+            }));
             for n in 1..=3 {
                 b.entries.push(Entry::Observation(Observation {
                     index: 0,
