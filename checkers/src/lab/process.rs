@@ -234,15 +234,29 @@ pub async fn spawn_detached_proxy(
     let rift_exe = std::fs::canonicalize(rift).map_err(|e| LabError::io(rift, e))?;
     let topology = std::fs::canonicalize(topology).map_err(|e| LabError::io(topology, e))?;
     let log = dir.join("rift-proxy.log");
+    // `--heal-on-exit`: `rift lab down` heals before the proxy stops.
+    let args: Vec<String> = vec![
+        "proxy".into(),
+        "--topology".into(),
+        topology.display().to_string(),
+        "--heal-on-exit".into(),
+    ];
+    // A proxy keeps its faults in a state file named by its working directory and
+    // command line, and puts them back when started again the same way: a lab brought
+    // up again in the same directory would start with the faults the previous one was
+    // killed with. A new lab starts healed.
+    let cwd = std::env::current_dir().map_err(|e| LabError::io(Path::new("."), e))?;
+    let stale = rift_proxy::control::StatePath::for_command(&cwd, &args).path;
+    match std::fs::remove_file(&stale) {
+        Ok(()) => tracing::info!(path = %stale.display(), "removed the faults a previous lab left"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(LabError::io(&stale, e)),
+    }
     let mut proxy = LabProcess::spawn(
         "rift-proxy",
         Spawn {
             program: &rift_exe,
-            args: vec![
-                "proxy".into(),
-                "--topology".into(),
-                topology.display().to_string(),
-            ],
+            args,
             log: log.clone(),
             detach: true,
         },

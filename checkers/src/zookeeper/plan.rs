@@ -4,10 +4,18 @@
 //!
 //! ZooKeeper has one `server.N=host:quorumPort:electionPort` line per server, and a
 //! server binds the address of its own line. So every server gets its OWN config file:
-//! its own line names its real ports, the other servers' lines name rift's listeners
-//! for them. Every follower→leader link (quorum port) and every leader-election link
-//! (election port) then crosses rift, which tells the dialing server by the PID that
-//! owns the socket (each server is its own JVM). Dynamic reconfiguration is off, so the
+//! the other servers' lines name rift's listeners for them, so every follower→leader
+//! link (quorum port) and every election link a server dials from its config crosses
+//! rift, which tells the dialing server by the PID that owns the socket (each server is
+//! its own JVM). Its own line names its real ports on the wildcard address `0.0.0.0`
+//! (ZooKeeper's Docker convention), and that matters: a server dialing a peer with a
+//! larger id sends its own election address, and the peer drops that connection and
+//! dials back to the address it was sent, bypassing rift, unless that address is the
+//! wildcard, which ZooKeeper ignores (`QuorumCnxManager.InitialMessage.parse`), falling
+//! back to its own config. With `127.0.0.1` there, a cut leader kept exchanging
+//! election notifications with the followers over those direct links. The servers
+//! still only talk over loopback: every address they dial is 127.0.0.1. Dynamic
+//! reconfiguration is off, so the
 //! differing `server.N` lines are never compared or rewritten (ZooKeeper skips storing
 //! a leader's config when `reconfigEnabled=false`). Clients and the poller use each
 //! server's real client port: a client is bound to its member, on whichever side of a
@@ -200,15 +208,15 @@ impl ZkPlan {
             client_port = me.client.port(),
         );
         for (j, s) in self.servers.iter().enumerate() {
-            let (q, e) = if j == i {
-                (s.direct_quorum, s.direct_election)
+            // See the module's docs for why a server's own line is the wildcard.
+            let (host, q, e) = if j == i {
+                ("0.0.0.0".to_string(), s.direct_quorum, s.direct_election)
             } else {
-                (s.quorum, s.election)
+                (s.quorum.ip().to_string(), s.quorum, s.election)
             };
             text.push_str(&format!(
-                "server.{}={}:{}:{}:participant\n",
+                "server.{}={host}:{}:{}:participant\n",
                 s.id,
-                q.ip(),
                 q.port(),
                 e.port()
             ));
@@ -238,11 +246,6 @@ impl ZkPlan {
             "-XX:TieredStopAtLevel=1".into(),
             "-Xss512k".into(),
             "-Djava.awt.headless=true".into(),
-            // IPv4 sockets: by default the JVM dials 127.0.0.1 from an IPv6 socket
-            // (::ffff:127.0.0.1), which rift's AF_INET socket lookup does not find, so
-            // the dialing server would pass as a `client` and its links would never be
-            // cut.
-            "-Djava.net.preferIPv4Stack=true".into(),
             "-Dzookeeper.jmx.log4j.disable=true".into(),
             // A server that keeps losing elections backs off up to this interval
             // between notification rounds (60 s by default): after a heal it would
@@ -383,7 +386,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("\nserver.2=127.0.0.1:22:23:participant\n"),
+            text.contains("\nserver.2=0.0.0.0:22:23:participant\n"),
             "{text}"
         );
         assert!(

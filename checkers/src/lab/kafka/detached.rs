@@ -10,7 +10,7 @@ use std::time::Duration;
 use rift_proxy::topology::ApiConfig;
 
 use super::plan::{KafkaLabOptions, KafkaPlan};
-use crate::lab::process::{LabProcess, Spawn, free_ports, wait_for_listen};
+use crate::lab::process::{free_ports, spawn_detached_proxy};
 use crate::lab::{LabError, LabState, MemberRecord, ProcessRecord, clear_stale, now_rfc3339};
 
 /// What `rift lab up kafka` starts.
@@ -73,36 +73,7 @@ async fn start(
     opts: &KafkaLabOptions,
 ) -> Result<(), LabError> {
     let configs = plan.write_and_format().await?;
-    let rift_exe = std::fs::canonicalize(rift).map_err(|e| LabError::io(rift, e))?;
-    let log = dir.join("rift-proxy.log");
-    let mut proxy = LabProcess::spawn(
-        "rift-proxy",
-        Spawn {
-            program: &rift_exe,
-            args: vec![
-                "proxy".into(),
-                "--topology".into(),
-                topo_path.display().to_string(),
-            ],
-            log: log.clone(),
-            detach: true,
-        },
-    )?;
-    state.add_process(
-        dir,
-        ProcessRecord {
-            name: "rift-proxy".into(),
-            pid: proxy.pid,
-            exe: rift_exe,
-            log: log.clone(),
-        },
-    )?;
-    if let Err(e) = wait_for_listen(api, Duration::from_secs(10)).await {
-        if !proxy.is_running() {
-            return Err(LabError::Exited("rift proxy".into(), log));
-        }
-        return Err(e);
-    }
+    spawn_detached_proxy(state, dir, rift, topo_path, api).await?;
     let client = rift_proxy::client::ApiClient::new(api_url);
     // /proc/PID/exe is the resolved binary, not the `java` symlink on PATH.
     let java_exe = std::fs::canonicalize(&plan.java).unwrap_or_else(|_| plan.java.clone());
