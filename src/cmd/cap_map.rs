@@ -34,6 +34,13 @@ pub struct CapMapArgs {
     /// Print the rows as JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Also run each system's PACELC experiment (profiles/scenarios/<system>-pacelc.toml,
+    /// about half a minute for etcd, two for Kafka) for the else half: EC or EL.
+    #[arg(long)]
+    pacelc: bool,
+    /// Directory of the PACELC scenario files.
+    #[arg(long, default_value = "profiles/scenarios")]
+    pacelc_scenarios: PathBuf,
 }
 
 pub async fn run(args: CapMapArgs) -> anyhow::Result<ExitCode> {
@@ -90,6 +97,9 @@ pub async fn run(args: CapMapArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    if args.pacelc {
+        measure_else_halves(&args, &configs, &out, &mut rows).await;
+    }
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let json_path = out.join("cap-map.json");
     std::fs::write(&json_path, serde_json::to_string_pretty(&rows)?)
@@ -112,6 +122,56 @@ pub async fn run(args: CapMapArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Runs each distinct PACELC experiment of `configs` once and sets the else half of
+/// the rows it serves. A failed run leaves those rows' else half at `?`, said on stderr
+/// and in the row's error.
+async fn measure_else_halves(
+    args: &CapMapArgs,
+    configs: &[&Configuration],
+    out: &Path,
+    rows: &mut [Row],
+) {
+    let mut files: Vec<&str> = configs
+        .iter()
+        .filter_map(|c| c.pacelc.map(|p| p.file))
+        .collect();
+    files.dedup();
+    for file in files {
+        let path = args.pacelc_scenarios.join(file);
+        eprintln!("== PACELC: {}", path.display());
+        let result = async {
+            let scenario = Scenario::load(&path)?;
+            let dir = out.join(&scenario.name);
+            run_and_read(&scenario, &dir).await
+        }
+        .await;
+        match result {
+            Ok(history) => {
+                let map = rift_checkers::pacelc::cap_map(&history);
+                for row in rows.iter_mut() {
+                    let config = configs.iter().find(|c| c.name == row.configuration);
+                    if let Some((config, p)) =
+                        config.and_then(|c| c.pacelc.filter(|p| p.file == file).map(|p| (c, p)))
+                    {
+                        let half = capmap::else_half(&map, p.classes);
+                        eprintln!("   {}: {}", config.name, half.label);
+                        row.set_else_half(half);
+                    }
+                }
+            }
+            Err(e) => {
+                eprintln!("error: PACELC {}: {e:#}", path.display());
+                for row in rows.iter_mut() {
+                    let config = configs.iter().find(|c| c.name == row.configuration);
+                    if config.is_some_and(|c| c.pacelc.is_some_and(|p| p.file == file)) {
+                        row.error = Some(format!("PACELC {}: {e:#}", path.display()));
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Runs `scenario` on a fresh lab and reads back the history it wrote.

@@ -12,6 +12,7 @@
 //! - [`render`]: the table and the HTML page.
 
 pub mod classify;
+pub mod else_half;
 pub mod evidence;
 pub mod render;
 
@@ -24,6 +25,7 @@ use rift_history::History;
 use serde::Serialize;
 
 pub use classify::{Cap, Classification, CountedReads, classify};
+pub use else_half::{ElseHalf, PacelcExperiment, else_half};
 pub use evidence::{Evidence, Select, evidence};
 
 /// Where the cap-map scenario files live, relative to the repository root.
@@ -46,6 +48,8 @@ pub struct Configuration {
     pub textbook_pacelc: &'static str,
     /// Why the textbook says so, in a few words.
     pub textbook_why: &'static str,
+    /// The PACELC experiment that measures the else half, where one exists.
+    pub pacelc: Option<PacelcExperiment>,
 }
 
 /// Every configuration `rift cap-map` knows, in the order it runs them.
@@ -59,6 +63,10 @@ pub static CATALOGUE: &[Configuration] = &[
         textbook_cap: "CP",
         textbook_pacelc: "PC/EC",
         textbook_why: "Raft: only a majority commits; linearizable reads go through the leader",
+        pacelc: Some(PacelcExperiment {
+            file: "etcd-pacelc.toml",
+            classes: &["linearizable read", "put"],
+        }),
     },
     Configuration {
         system: "zookeeper",
@@ -69,6 +77,7 @@ pub static CATALOGUE: &[Configuration] = &[
         textbook_cap: "CP",
         textbook_pacelc: "PC/EC",
         textbook_why: "Zab: a quorum commits every write; a server cut from the quorum stops serving",
+        pacelc: None,
     },
     Configuration {
         system: "mariadb",
@@ -79,6 +88,7 @@ pub static CATALOGUE: &[Configuration] = &[
         textbook_cap: "CP",
         textbook_pacelc: "PC/EC",
         textbook_why: "semi-synchronous replication: a commit waits for a replica's acknowledgement",
+        pacelc: None,
     },
     Configuration {
         system: "mariadb",
@@ -89,6 +99,7 @@ pub static CATALOGUE: &[Configuration] = &[
         textbook_cap: "AP",
         textbook_pacelc: "PA/EL",
         textbook_why: "asynchronous replication: the primary commits alone; a failover loses what it had not shipped",
+        pacelc: None,
     },
     Configuration {
         system: "kafka",
@@ -99,6 +110,10 @@ pub static CATALOGUE: &[Configuration] = &[
         textbook_cap: "CP",
         textbook_pacelc: "PC/EC",
         textbook_why: "a record is acknowledged once every in-sync replica has it",
+        pacelc: Some(PacelcExperiment {
+            file: "kafka-pacelc.toml",
+            classes: &["acks=all"],
+        }),
     },
     Configuration {
         system: "kafka",
@@ -109,6 +124,10 @@ pub static CATALOGUE: &[Configuration] = &[
         textbook_cap: "CP",
         textbook_pacelc: "PC/EC",
         textbook_why: "Kafka is filed as CP (a leader-based replicated log), whatever the producer's acks",
+        pacelc: Some(PacelcExperiment {
+            file: "kafka-pacelc.toml",
+            classes: &["acks=1"],
+        }),
     },
 ];
 
@@ -144,6 +163,8 @@ pub struct Row {
     /// PACELC as measured: the partition half from this run; the else half only when a
     /// PACELC experiment was measured for the system, `?` otherwise.
     pub measured_pacelc: String,
+    /// The else half and its evidence, when the PACELC experiment ran.
+    pub else_half: Option<ElseHalf>,
     pub evidence: Option<Evidence>,
     pub report_dir: PathBuf,
     pub error: Option<String>,
@@ -172,10 +193,21 @@ impl Row {
             textbook_why: config.textbook_why.to_string(),
             measured: None,
             measured_pacelc: "?".into(),
+            else_half: None,
             evidence: None,
             report_dir,
             error,
         }
+    }
+
+    /// Sets the else half from a finished PACELC run of the row's system.
+    pub fn set_else_half(&mut self, half: ElseHalf) {
+        let partition = self
+            .measured
+            .as_ref()
+            .map_or("?", |m| m.cap.pacelc_partition());
+        self.measured_pacelc = format!("{partition}/{}", half.label);
+        self.else_half = Some(half);
     }
 
     /// The measured CAP label, `error` when the run failed.

@@ -99,6 +99,12 @@ pub fn table(rows: &[Row]) -> String {
         for reason in row.measured.iter().flat_map(|m| &m.reasons) {
             let _ = writeln!(out, "  - {reason}");
         }
+        if let Some(half) = &row.else_half {
+            let _ = writeln!(out, "  - else half {} (PACELC run):", half.label);
+            for e in &half.evidence {
+                let _ = writeln!(out, "      {e}");
+            }
+        }
         let _ = writeln!(out, "  report: {}", row.report_dir.display());
     }
     out
@@ -146,6 +152,14 @@ pub fn html(rows: &[Row]) -> String {
         }
         for reason in row.measured.iter().flat_map(|m| &m.reasons) {
             let _ = write!(out, "<li>{}</li>", escape_text(reason));
+        }
+        if let Some(half) = &row.else_half {
+            let _ = write!(
+                out,
+                "<li>else half {} (PACELC run): {}</li>",
+                escape_text(&half.label),
+                escape_text(&half.evidence.join("; "))
+            );
         }
         out.push_str("</ul>");
         if let Some(ev) = &row.evidence {
