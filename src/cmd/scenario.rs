@@ -160,6 +160,7 @@ pub async fn run(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
                     .map_err(anyhow::Error::from)
                     .and_then(|s| {
                         check_profile(&s)?;
+                        no_crossing_specs(&s)?;
                         Ok(s)
                     }) {
                     Ok(s) => println!(

@@ -108,3 +108,62 @@ pub fn verdict(dir: &Path, settings: &NoCrossingSettings, captured: Result<(), S
     }
     v
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::Status;
+
+    const FILE: &str = "name = \"s\"\n[cluster]\nsystem = \"etcd\"\nnodes = 3\n\
+        [fault]\nprofile = \"leader-isolation\"\n[timeline]\nhold = \"2s\"\n\
+        [[checker]]\nkind = \"leader-step-down\"\n";
+
+    fn scenario(extra: &str) -> Scenario {
+        Scenario::parse(&format!("{FILE}{extra}"), "s.toml").unwrap()
+    }
+
+    #[test]
+    fn no_crossing_tables_are_parsed_with_their_position_and_typos_named() {
+        let s = scenario("[[checker]]\nkind = \"no-crossing\"\nscope = \"pair\"\n");
+        let specs = no_crossing_specs(&s).unwrap();
+        assert_eq!(specs.len(), 1);
+        assert_eq!(specs[0].0, 1);
+        assert_eq!(specs[0].1.scope, Scope::Pair);
+        assert_eq!(specs[0].1.grace_ms, 20);
+        let e = no_crossing_specs(&scenario(
+            "[[checker]]\nkind = \"no-crossing\"\nscop = \"pair\"\n",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("s.toml: [[checker]] #2 (no-crossing)") && e.contains("scop"),
+            "{e}"
+        );
+        let e = no_crossing_specs(&scenario(
+            "[[checker]]\nkind = \"no-crossing\"\ngrace_ms = 99999\n",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("grace_ms") && e.contains("99999"), "{e}");
+    }
+
+    #[test]
+    fn without_a_recording_the_verdict_is_unknown_and_says_why() {
+        let settings = NoCrossingSettings {
+            scope: Scope::Rule,
+            grace_ms: 20,
+        };
+        let dir = std::env::temp_dir().join(format!("rift-no-capture-{}", std::process::id()));
+        let v = verdict(
+            &dir,
+            &settings,
+            Err("no packet capture: run with --capture".into()),
+        );
+        assert_eq!(v.status, Status::Unknown);
+        assert!(v.summary.contains("--capture"), "{}", v.summary);
+        // Said to have captured, but the files are not there: UNKNOWN naming the file.
+        let v = verdict(&dir, &settings, Ok(()));
+        assert_eq!(v.status, Status::Unknown);
+        assert!(v.summary.contains("capture.pcap"), "{}", v.summary);
+    }
+}
