@@ -186,7 +186,16 @@ pub(crate) async fn run_once(scenario: &Scenario, dir: &Path) -> anyhow::Result<
         let _ = cluster.nemesis().heal().await;
     }
     cluster.shutdown().await;
-    let report = result?;
+    let mut report = result?;
+    // The runner leaves no-crossing tables to the caller; without a capture they
+    // have nothing to judge, and say so rather than vanish from the report.
+    for (at, settings) in rift_checkers::capture::scenario::no_crossing_specs(scenario)? {
+        let why = "no packet capture: rift scenario matrix does not capture; use rift scenario run --capture";
+        let v = rift_checkers::capture::scenario::verdict(dir, &settings, Err(why.into()));
+        report.verdicts.insert(at.min(report.verdicts.len()), v);
+    }
+    report.status =
+        rift_checkers::scenario::Status::combine(report.verdicts.iter().map(|v| v.status));
     report
         .write_all(dir)
         .with_context(|| format!("writing the report into {}", dir.display()))?;
