@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use rift_checkers::capmap::{CountedReads, Select, classify, evidence};
 use rift_checkers::report::Report;
 use rift_checkers::scenario::runner::{RunOptions, run};
 use rift_checkers::scenario::spec::Scenario;
@@ -87,8 +88,26 @@ async fn cassandra_scenarios_on_one_cluster() {
         "{quorum:#?}"
     );
 
+    assert!(
+        quorum
+            .evidence
+            .iter()
+            .any(|e| e.contains("LWT operations refused (")),
+        "{quorum:#?}"
+    );
+
     let lost = verdict(&r, "no-lost-writes");
     assert_eq!(lost.status, Status::Pass, "{lost:#?}");
+
+    let lin = verdict(&r, "linearizable (lwt/ keys)");
+    assert_eq!(lin.status, Status::Pass, "{lin:#?}");
+
+    // What `rift cap-map` reads from this history for the ONE and QUORUM rows.
+    for segment in ["one", "quorum", "lwt"] {
+        let ev = evidence(&r.history, Select::KeySegment(segment));
+        let c = classify(&ev, CountedReads::Strongest);
+        println!("cap-map {segment}: {c:?}\n  {ev:?}");
+    }
 
     // Every final read answered, through every node.
     let finals = r

@@ -59,10 +59,19 @@ impl RingView {
             .count()
     }
 
+    /// `cass1=NORMAL@46,...`: each endpoint's status and heartbeat version as this
+    /// node knows them (a heartbeat that stops advancing is a peer no longer heard).
     pub fn describe(&self) -> String {
         self.peers
             .iter()
-            .map(|p| format!("{}={}", p.peer, p.status.as_deref().unwrap_or("?")))
+            .map(|p| {
+                format!(
+                    "{}={}@{}",
+                    p.peer,
+                    p.status.as_deref().unwrap_or("?"),
+                    p.heartbeat.map_or("?".into(), |h| h.to_string())
+                )
+            })
             .collect::<Vec<_>>()
             .join(",")
     }

@@ -298,3 +298,96 @@ fn no_lost_writes_is_unknown_without_final_reads() {
     assert_eq!(v.status, Status::Unknown, "{v:#?}");
     assert!(v.summary.contains("no final read"), "{}", v.summary);
 }
+
+fn lwt_config() -> crate::register::linearizable::LinearizableConfig {
+    let spec = crate::scenario::spec::CheckerSpec {
+        kind: "linearizable".into(),
+        settings: toml::Table::new(),
+        origin: "t.toml: [[checker]] #1 (linearizable)".into(),
+    };
+    match super::build(&spec).unwrap() {
+        crate::scenario::check::CheckerImpl::History(c) => {
+            assert_eq!(c.name(), "linearizable (lwt/ keys)");
+        }
+        _ => panic!("linearizable is a history check"),
+    }
+    crate::register::linearizable::LinearizableConfig {
+        budget: std::time::Duration::from_secs(10),
+        include_serializable: false,
+        key_prefix: Some("lwt/".into()),
+    }
+}
+
+/// cas 1 on the majority during the fault; `one/` keys read stale (not linearizable,
+/// and not Paxos: left out).
+fn lwt_history(minority_read: Option<i64>) -> B {
+    let mut b = B::new();
+    b.op(
+        "cas",
+        "lwt/r/k0",
+        "cass1",
+        json!([null, 1]),
+        (1500, 1520),
+        OpType::Ok,
+        json!([null, 1]),
+        None,
+    )
+    .read("lwt/r/k0", "cass2", Some(1), 1600)
+    .write("one/r/k0", "cass1", 7, 1500, OpType::Ok)
+    .read("one/r/k0", "cass3", None, 1700);
+    if let Some(v) = minority_read {
+        b.read("lwt/r/k0", "cass3", Some(v), 2000);
+    }
+    b
+}
+
+#[test]
+fn linearizable_judges_only_lwt_keys_and_fails_on_a_stale_serial_read() {
+    use crate::register::linearizable::Linearizable;
+    let config = lwt_config();
+    let v = Linearizable::new(config.clone()).check(&lwt_history(None).build());
+    assert_eq!(v.status, Status::Pass, "{v:#?}");
+    assert!(
+        v.summary.contains("1 key(s)"),
+        "the one/ key is left out: {}",
+        v.summary
+    );
+    // A SERIAL read that returns the register's state before an acknowledged cas.
+    let mut b = lwt_history(None);
+    b.op(
+        "read",
+        "lwt/r/k0",
+        "cass3",
+        Value::Null,
+        (2000, 2010),
+        OpType::Ok,
+        Value::Null,
+        None,
+    );
+    let v = Linearizable::new(config).check(&b.build());
+    assert_eq!(v.status, Status::Fail, "{v:#?}");
+    assert!(v.summary.contains("lwt/r/k0"), "{}", v.summary);
+}
+
+#[test]
+fn quorum_refusal_fails_when_a_minority_lwt_is_acknowledged() {
+    let mut b = lwt_history(None);
+    b.op(
+        "cas",
+        "lwt/r/k0",
+        "cass3",
+        json!([1, 2]),
+        (2500, 2600),
+        OpType::Ok,
+        json!([1, 2]),
+        None,
+    );
+    let v = QuorumRefusal.check(&b.build());
+    assert_eq!(v.status, Status::Fail, "{v:#?}");
+    assert!(
+        v.summary
+            .contains("minority node cass3 acknowledged a LWT cas"),
+        "{}",
+        v.summary
+    );
+}

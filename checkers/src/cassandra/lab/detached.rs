@@ -10,7 +10,7 @@ use std::time::Duration;
 use rift_proxy::topology::ApiConfig;
 
 use super::plan::{CassandraLabOptions, CassandraPlan};
-use crate::lab::process::{LabProcess, Spawn, free_ports, wait_for_listen};
+use crate::lab::process::{Registrar, free_ports, spawn_detached_proxy};
 use crate::lab::{LabError, LabState, MemberRecord, ProcessRecord, clear_stale, now_rfc3339};
 
 /// What `rift lab up cassandra` starts.
@@ -65,37 +65,10 @@ async fn start(
     opts: &CassandraLabOptions,
 ) -> Result<(), LabError> {
     plan.write_configs()?;
-    let rift_exe = std::fs::canonicalize(rift).map_err(|e| LabError::io(rift, e))?;
-    let log = dir.join("rift-proxy.log");
-    let mut proxy = LabProcess::spawn(
-        "rift-proxy",
-        Spawn {
-            program: &rift_exe,
-            args: vec![
-                "proxy".into(),
-                "--topology".into(),
-                topo_path.display().to_string(),
-            ],
-            log: log.clone(),
-            detach: true,
-        },
-    )?;
-    state.add_process(
-        dir,
-        ProcessRecord {
-            name: "rift-proxy".into(),
-            pid: proxy.pid,
-            exe: rift_exe,
-            log: log.clone(),
-        },
-    )?;
-    if let Err(e) = wait_for_listen(api, Duration::from_secs(10)).await {
-        if !proxy.is_running() {
-            return Err(LabError::Exited("rift proxy".into(), log));
-        }
-        return Err(e);
-    }
+    // Shared with the other labs: a new lab starts healed, `rift lab down` heals first.
+    spawn_detached_proxy(state, dir, rift, topo_path, api).await?;
     let client = rift_proxy::client::ApiClient::new(&format!("http://{api}"));
+    let registrar = Registrar::Http(&client);
     // /proc/PID/exe is the resolved binary, not the `java` symlink on PATH.
     let java_exe = std::fs::canonicalize(&plan.java).unwrap_or_else(|_| plan.java.clone());
     let mut procs = Vec::new();
@@ -110,12 +83,7 @@ async fn start(
                 log: log.clone(),
             },
         )?;
-        client
-            .register_source(&n.name, &[process.pid], &[])
-            .await
-            .map_err(|e| {
-                LabError::Proxy(format!("registering {} (pid {}): {e}", n.name, process.pid))
-            })?;
+        registrar.register(&n.name, process.pid).await?;
         procs.push((process, log));
     }
     super::wait_ready(
@@ -175,7 +143,7 @@ pub async fn status(
         .unwrap_or_default();
     let observer = crate::cassandra::observer::CassandraObserver::new(direct, names);
     let mut t = format!(
-        "{:<8} {:<8} {:<7} {:<22} {:<22} gossip (status of every endpoint)\n",
+        "{:<8} {:<8} {:<7} {:<22} {:<22} gossip (status@heartbeat of every endpoint)\n",
         "node", "pid", "running", "native (via rift)", "native (direct)"
     );
     let mut rows = Vec::new();
