@@ -161,7 +161,7 @@ impl HistoryCheck for SemiSyncWait {
         let waited = first.latency().unwrap_or(0);
         latency_timing(
             &mut v,
-            "semi-sync-commit",
+            "semi-sync-released",
             format!("longest-waiting write acknowledged by isolated {node}"),
             first,
             &w,
@@ -265,7 +265,7 @@ impl HistoryCheck for AsyncCommit {
         };
         latency_timing(
             &mut v,
-            "slowest-commit",
+            "slowest-commit-acknowledged",
             format!("slowest write acknowledged by isolated {node}"),
             slowest,
             &w,

@@ -112,7 +112,7 @@ fn semi_sync_wait_passes_when_the_first_write_waited_out_the_timeout() {
     let t = v
         .timings
         .iter()
-        .find(|t| t.name.as_deref() == Some("semi-sync-commit"))
+        .find(|t| t.name.as_deref() == Some("semi-sync-released"))
         .unwrap();
     assert_eq!(t.resolution_ms, Some(1));
     assert!(
