@@ -127,7 +127,9 @@ pub async fn connect(
         .host_filter(Arc::new(filter))
         .address_translator(Arc::new(translate.clone()))
         .default_execution_profile_handle(profile.into_handle())
+        // Routing is by node, not by token: no schema metadata is needed.
         .fetch_schema_metadata(false)
+        .fetch_full_schema_metadata(false)
         .connection_timeout(Duration::from_secs(2));
     let build = builder.build();
     match tokio::time::timeout(timeout.max(Duration::from_secs(3)), build).await {

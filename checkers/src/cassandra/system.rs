@@ -325,7 +325,11 @@ impl Cluster for CassandraCluster {
 
     fn shutdown(self: Box<Self>) -> BoxFuture<'static, ()> {
         Box::pin(async move {
-            if let Some(lab) = self.lab {
+            let CassandraCluster { observer, lab, .. } = *self;
+            // Sessions first: a driver whose node is killed under it logs every
+            // reconnect attempt.
+            drop(observer);
+            if let Some(lab) = lab {
                 lab.shutdown().await;
             }
         })
