@@ -72,9 +72,31 @@ fn assert_cp(row: &Value, majority_wrote: bool, log: &str) {
 
 #[test]
 fn the_measured_map_labels_each_system_from_its_evidence() {
-    let (rows, log) = cap_map("etcd,zookeeper");
+    let (rows, log) = cap_map("etcd,zookeeper,cassandra");
     assert_cp(row(&rows, "etcd"), true, &log);
     // ZooKeeper's majority is not always back within the 6 s cut (docs/zookeeper.md):
     // the label does not depend on it.
     assert_cp(row(&rows, "zookeeper"), false, &log);
+    assert_cp(row(&rows, "cassandra QUORUM"), true, &log);
+    // Cassandra at ONE: the cut node acknowledged writes and served reads, and real time
+    // proves some of those reads stale, each with the write it missed.
+    let one = row(&rows, "cassandra ONE");
+    let ev = &one["evidence"];
+    assert_eq!(one["measured"]["cap"], "AP", "{one:#}\n{log}");
+    assert!(ev["minority_writes"]["ok"].as_u64() > Some(0), "{one:#}");
+    assert!(
+        ev["minority_local_reads"]["ok"].as_u64() > Some(0),
+        "{one:#}"
+    );
+    assert!(
+        one["measured"]["stale_counted"].as_u64() > Some(0),
+        "{one:#}"
+    );
+    let stale = &ev["stale_reads"][0];
+    assert!(
+        stale["witness_index"].is_u64()
+            && stale["key"].as_str().is_some_and(|k| k.starts_with("one/")),
+        "{one:#}"
+    );
+    assert_eq!(one["measured_pacelc"].as_str().map(|s| &s[..2]), Some("PA"));
 }

@@ -388,3 +388,24 @@ fn settings_are_bounded_and_named() {
         "{e}"
     );
 }
+
+#[test]
+fn a_sweep_that_never_injects_a_delay_is_unknown_not_pass() {
+    let mut b = Builder::new();
+    b.ops(100, 1900, 10, 0, etcd);
+    b.step(1, (2000, 5500), 0, three_regions(0), 8, etcd);
+    let v = Pacelc::new(Settings::default()).check(&b.history());
+    assert_eq!(
+        v.status,
+        Status::Unknown,
+        "{}\n{:#?}",
+        v.summary,
+        v.evidence
+    );
+    assert!(
+        v.summary
+            .contains("no step injected any delay between members"),
+        "{}",
+        v.summary
+    );
+}
