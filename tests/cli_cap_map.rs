@@ -32,7 +32,7 @@ fn cap_map(systems: &str) -> (Vec<Value>, String) {
     let log = String::from_utf8_lossy(&o.stderr).to_string();
     assert_eq!(o.status.code(), Some(0), "{log}");
     let rows: Vec<Value> = serde_json::from_slice(&o.stdout).expect("cap-map --json");
-    assert!(dir.0.join("cap-map.html").exists(), "{log}");
+    assert!(dir.0.join("report.html").exists(), "{log}");
     (rows, log)
 }
 

@@ -1,7 +1,7 @@
 //! `rift cap-map`: one experiment per system and configuration (a minority, or the
 //! primary, isolated under a register workload, then healed), each on a fresh lab, and
 //! one table classifying every row CP or AP from what its history proves, beside the
-//! textbook label. Writes `cap-map.json`, `cap-map.html` and every run's full report.
+//! textbook label. Writes `cap-map.json`, `report.html` (the CAP map section) and every run's full report.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -27,7 +27,7 @@ pub struct CapMapArgs {
     /// Directory holding the experiments' scenario files.
     #[arg(long, default_value = capmap::SCENARIO_DIR)]
     scenarios: PathBuf,
-    /// Directory for cap-map.json, cap-map.html and each run's report (default:
+    /// Directory for cap-map.json, report.html (the map) and each run's report (default:
     /// .rift/reports/cap-map-<UTC timestamp>).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -104,7 +104,7 @@ pub async fn run(args: CapMapArgs) -> anyhow::Result<ExitCode> {
     let json_path = out.join("cap-map.json");
     std::fs::write(&json_path, serde_json::to_string_pretty(&rows)?)
         .with_context(|| format!("writing {}", json_path.display()))?;
-    let html_path = out.join("cap-map.html");
+    let html_path = out.join("report.html");
     std::fs::write(&html_path, capmap::render::html(&rows))
         .with_context(|| format!("writing {}", html_path.display()))?;
     if args.json {

@@ -1,4 +1,4 @@
-//! The CAP map as a text table and as an HTML page (`cap-map.html`), each row with its
+//! The CAP map as a text table and as an HTML page (`report.html` of a cap-map run), each row with its
 //! evidence beside the label.
 
 use std::fmt::Write as _;
@@ -145,7 +145,12 @@ pub fn html(rows: &[Row]) -> String {
             escape_text(&row.textbook_cap),
             escape_text(&row.textbook_why),
             escape_text(row.label()),
-            escape_text(&row.report_dir.display().to_string()),
+            // The page sits beside the runs' directories.
+            escape_text(
+                &row.report_dir
+                    .file_name()
+                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+            ),
         );
         if let Some(e) = &row.error {
             let _ = write!(out, "<li>run failed: {}</li>", escape_text(e));
