@@ -50,7 +50,17 @@ fn install(plan: &MariaLabPlan) -> Result<(), LabError> {
             error,
         })?;
     if !status.success() {
-        return Err(LabError::Exited("mariadb-install-db".into(), log));
+        // The tail goes into the error itself: the next start in this directory
+        // removes the log.
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(6).collect();
+        return Err(LabError::State {
+            path: log,
+            message: format!(
+                "mariadb-install-db failed ({status}); its log ends: {}",
+                tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+            ),
+        });
     }
     for m in &plan.members {
         copy_dir(&template, &m.data_dir)?;
