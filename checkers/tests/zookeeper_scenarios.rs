@@ -138,13 +138,16 @@ async fn leader_isolation(cluster: &dyn Cluster) {
 }
 
 async fn minority_isolation(cluster: &dyn Cluster) {
-    let r = run(
-        &scenario("zookeeper-minority-isolation"),
-        cluster,
-        &RunOptions { quiet: true },
-    )
-    .await
-    .unwrap();
+    // A second stale-reads check that tolerates none: the cut follower's reader is
+    // answered from its local copy while the majority writes, so it must FAIL.
+    let mut s = scenario("zookeeper-minority-isolation");
+    let strict: toml::Table = toml::from_str("max_stale = 0").unwrap();
+    s.checkers.push(rift_checkers::scenario::spec::CheckerSpec {
+        kind: "stale-reads".into(),
+        settings: strict,
+        origin: "zookeeper-minority-isolation.toml: [[checker]] (added by the test)".into(),
+    });
+    let r = run(&s, cluster, &RunOptions { quiet: true }).await.unwrap();
     println!("{}", r.table());
     let fault = r.fault.as_ref().unwrap();
     let cut = fault.bindings["target"].clone();

@@ -198,7 +198,10 @@ fn staleness<'a>(read: &RegOp, writes: &[&'a RegOp]) -> Option<&'a RegOp> {
 
 impl HistoryCheck for StaleReads {
     fn name(&self) -> String {
-        "stale-reads".into()
+        match self.0.max_stale {
+            Some(max) => format!("stale-reads (max {max})"),
+            None => "stale-reads".into(),
+        }
     }
 
     fn check(&self, history: &History) -> Verdict {

@@ -48,6 +48,12 @@ pub struct RegisterConfig {
     /// Clients bound to each member.
     #[serde(default = "default_clients")]
     pub clients_per_member: usize,
+    /// Extra clients bound to each member that only read serializably. A system that
+    /// answers a client's requests in order (ZooKeeper) holds a client's reads behind
+    /// its pending write; a reader never has one, so what a cut member serves from its
+    /// local state shows.
+    #[serde(default)]
+    pub readers_per_member: usize,
     /// Operations per second of each client.
     #[serde(default = "default_rate")]
     pub rate: u32,
@@ -117,6 +123,7 @@ impl Default for RegisterConfig {
         RegisterConfig {
             keys: default_keys(),
             clients_per_member: default_clients(),
+            readers_per_member: 0,
             rate: default_rate(),
             timeout: default_timeout(),
             mix: Mix::default(),
@@ -154,6 +161,13 @@ impl RegisterConfig {
                 "clients_per_member",
                 c.clients_per_member.to_string(),
                 &format!("between 1 and {MAX_CLIENTS_PER_MEMBER}"),
+            ));
+        }
+        if c.readers_per_member > MAX_CLIENTS_PER_MEMBER {
+            return Err(bad(
+                "readers_per_member",
+                c.readers_per_member.to_string(),
+                &format!("between 0 and {MAX_CLIENTS_PER_MEMBER}"),
             ));
         }
         if !(1..=MAX_RATE).contains(&c.rate) {
@@ -322,7 +336,8 @@ impl RegisterWorkload {
             .map(|k| store.key(&config.prefix, &run, k))
             .collect();
         let members = store.members();
-        let clients = members.len() * config.clients_per_member;
+        let writers = members.len() * config.clients_per_member;
+        let clients = writers + members.len() * config.readers_per_member;
         // Integers unique in the run (a random base plus a per-client stride), below
         // 2^53 so that every tool, JavaScript included, reads them exactly.
         let base = i64::from(rand::random::<u32>()) << 16;
@@ -332,12 +347,21 @@ impl RegisterWorkload {
         let tasks = (0..clients)
             .map(|client| {
                 let member = members[client % members.len()].clone();
+                let mut config = config.clone();
+                if client >= writers {
+                    config.mix = Mix {
+                        read: 0,
+                        serializable_read: 1,
+                        write: 0,
+                        cas: 0,
+                    };
+                }
                 let c = Client {
                     conn: store.client(&member),
                     recorder: recorder.clone(),
                     member,
                     keys: keys.clone(),
-                    config: config.clone(),
+                    config,
                     rng: StdRng::seed_from_u64(seed.wrapping_add(client as u64)),
                     next_value: base + client as i64,
                     stride: clients as i64,

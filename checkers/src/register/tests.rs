@@ -38,6 +38,7 @@ fn defaults_and_bounds() {
         ("keys = 0", "workload.keys"),
         ("keys = 5000", "workload.keys"),
         ("clients_per_member = 0", "workload.clients_per_member"),
+        ("readers_per_member = 33", "workload.readers_per_member"),
         ("rate = 0", "workload.rate"),
         ("timeout = \"0s\"", "workload.timeout"),
         (
@@ -177,4 +178,46 @@ async fn unanswered_operations_are_recorded_fail_for_reads_and_info_otherwise() 
     written.sort_unstable();
     written.dedup();
     assert_eq!(written.len(), n, "duplicate written values");
+}
+
+#[tokio::test]
+async fn readers_only_read_serializably() {
+    let observer = EtcdObserver::connect(&[("m1".into(), "http://127.0.0.1:9".into())])
+        .await
+        .unwrap();
+    let recorder = Recorder::new(std::time::Instant::now());
+    let config = RegisterConfig {
+        keys: 1,
+        clients_per_member: 1,
+        readers_per_member: 1,
+        rate: 50,
+        timeout: Duration::from_millis(50),
+        mix: Mix {
+            read: 0,
+            serializable_read: 0,
+            write: 1,
+            cas: 0,
+        },
+        seed: Some(3),
+        ..Default::default()
+    };
+    let mut w = RegisterWorkload::start(Arc::new(EtcdRegister(observer)), config, &recorder);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let stopped = recorder.now();
+    w.stop().await;
+    let h = recorder.snapshot();
+    let pairs = h.pairs();
+    let during: Vec<_> = pairs.iter().filter(|(i, _)| i.time < stopped).collect();
+    let reads: Vec<_> = during.iter().filter(|(i, _)| i.f == "read").collect();
+    assert!(!reads.is_empty(), "the reader read: {during:?}");
+    assert!(
+        reads
+            .iter()
+            .all(|(i, _)| i.consistency == Some(Consistency::Serializable)),
+        "{reads:?}"
+    );
+    assert!(
+        during.iter().any(|(i, _)| i.f == "write"),
+        "the writer wrote"
+    );
 }

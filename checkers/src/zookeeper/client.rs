@@ -90,11 +90,15 @@ impl ZkClient {
         s
     }
 
-    /// The live session, established first when there is none (or it ended). A failure
-    /// here means no request was sent: a refusal.
+    /// The live session, established first when there is none or it is not connected.
+    /// A disconnected session is dropped rather than waited for: the crate reconnects
+    /// with a backoff that doubles up to seconds, so a client of a server that was
+    /// electing would come back seconds after the server does, and the run would
+    /// measure the backoff instead of ZooKeeper. A failure here means no request was
+    /// sent: a refusal.
     async fn session(&mut self, timeout: Duration) -> Result<zk::Client, StoreError> {
         if let Some(c) = &self.session
-            && !c.state().is_terminated()
+            && c.state() == zk::SessionState::SyncConnected
         {
             return Ok(c.clone());
         }

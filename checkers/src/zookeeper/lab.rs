@@ -3,7 +3,7 @@
 //! server's JVM is spawned directly and its PID registered with rift right after, long
 //! before its first dial.
 //!
-//! Timings: `tickTime` 200 ms, `initLimit` 10, `syncLimit` 5 ticks, so a follower that
+//! Timings: `tickTime` 200 ms, `initLimit` 5, `syncLimit` 5 ticks, so a follower that
 //! stops hearing from its leader (or a leader from a quorum of followers) gives up after
 //! about a second, instead of the 4–10 s of common production settings. Documented with
 //! what they produced in docs/zookeeper.md.
@@ -178,7 +178,10 @@ impl ZkLab {
         for mut p in self.procs.drain(..) {
             p.kill();
         }
-        let _ = std::fs::remove_dir_all(&self.plan.config.state_dir);
+        // RIFT_KEEP_LAB keeps configs and logs for a post-mortem, as the Kafka lab does.
+        if std::env::var_os("RIFT_KEEP_LAB").is_none() {
+            let _ = std::fs::remove_dir_all(&self.plan.config.state_dir);
+        }
     }
 }
 

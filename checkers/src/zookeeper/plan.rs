@@ -69,7 +69,7 @@ impl ZkLabConfig {
             state_dir: state_dir.to_path_buf(),
             base_port: None,
             tick_ms: 200,
-            init_limit: 10,
+            init_limit: 5,
             sync_limit: 5,
             heap_mb: 192,
             libs_dir: None,

@@ -47,7 +47,7 @@ fn default_sync_limit() -> u32 {
     5
 }
 fn default_init_limit() -> u32 {
-    10
+    5
 }
 
 /// Deadline of one `srvr` poll: the real client port answers even when the server's
