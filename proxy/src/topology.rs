@@ -38,6 +38,10 @@ pub struct Node {
     /// pods (a StatefulSet's `pod.service` names) get a new IP when they restart.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub source_hosts: Vec<String>,
+    /// Where the node runs (`eu-west`, `dc2`): the `wan` profile places nodes by it.
+    /// Every node has one, or none does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     #[serde(rename = "endpoint", default)]
     pub endpoints: Vec<Endpoint>,
 }
@@ -199,6 +203,31 @@ impl Topology {
                 }
             }
         }
+        let placed: Vec<&Node> = self.nodes.iter().filter(|n| n.region.is_some()).collect();
+        if !placed.is_empty() && placed.len() < self.nodes.len() {
+            let (i, unplaced) = self
+                .nodes
+                .iter()
+                .enumerate()
+                .find(|(_, n)| n.region.is_none())
+                .expect("some node has no region");
+            return Err(invalid(
+                format!("node[{i}].region"),
+                format!("(none on {}; {} has one)", unplaced.name, placed[0].name),
+                "give every node a region, or none",
+            ));
+        }
+        for (i, node) in self.nodes.iter().enumerate() {
+            if let Some(region) = &node.region
+                && !valid_name(region)
+            {
+                return Err(invalid(
+                    format!("node[{i}].region"),
+                    region.clone(),
+                    "use 1-63 characters of a-z, A-Z, 0-9, '-', '_', '.'",
+                ));
+            }
+        }
         if let Some(api) = &self.api
             && listens.contains(&api.listen)
         {
@@ -209,6 +238,20 @@ impl Topology {
             ));
         }
         Ok(())
+    }
+
+    /// The nodes grouped by region, regions in order of first appearance, with their
+    /// names; `None` when the topology places no node.
+    pub fn regions(&self) -> Option<Vec<(String, Vec<String>)>> {
+        let mut out: Vec<(String, Vec<String>)> = Vec::new();
+        for node in &self.nodes {
+            let region = node.region.as_ref()?;
+            match out.iter_mut().find(|(r, _)| r == region) {
+                Some((_, nodes)) => nodes.push(node.name.clone()),
+                None => out.push((region.clone(), vec![node.name.clone()])),
+            }
+        }
+        (!out.is_empty()).then_some(out)
     }
 
     pub fn node_names(&self) -> Vec<String> {
@@ -325,6 +368,27 @@ upstream = "localhost:22381"
         assert!(e.contains("bad.toml") && e.contains("not-an-ip"), "{e}");
         let e = error_of("");
         assert!(e.contains("at least one"), "{e}");
+    }
+
+    #[test]
+    fn regions_are_on_every_node_or_none_and_group_in_order() {
+        let placed = GOOD
+            .replace("name = \"n1\"", "name = \"n1\"\nregion = \"eu\"")
+            .replace("name = \"n2\"", "name = \"n2\"\nregion = \"us\"");
+        let t = Topology::parse(&placed, "t.toml").unwrap();
+        let regions = t.regions().unwrap();
+        assert_eq!(regions[0], ("eu".to_string(), vec!["n1".to_string()]));
+        assert_eq!(Topology::parse(&t.to_toml(), "again").unwrap(), t);
+        assert_eq!(Topology::parse(GOOD, "t.toml").unwrap().regions(), None);
+        let half = GOOD.replace("name = \"n1\"", "name = \"n1\"\nregion = \"eu\"");
+        let e = error_of(&half);
+        assert!(
+            e.contains("node[1].region") && e.contains("every node a region, or none"),
+            "{e}"
+        );
+        let bad = placed.replace("\"us\"", "\"us west\"");
+        let e = error_of(&bad);
+        assert!(e.contains("node[1].region") && e.contains("us west"), "{e}");
     }
 
     #[test]

@@ -153,6 +153,7 @@ impl EtcdLabPlan {
                     source_ips: vec![],
                     source_pids: vec![],
                     source_hosts: vec![],
+                    region: None,
                     endpoints: vec![
                         Endpoint {
                             name: "peer".into(),

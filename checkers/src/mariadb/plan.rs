@@ -163,6 +163,7 @@ impl MariaLabPlan {
                     source_ips: vec![],
                     source_pids: vec![],
                     source_hosts: vec![],
+                    region: None,
                     endpoints: vec![
                         Endpoint {
                             name: "repl".into(),

@@ -170,6 +170,7 @@ impl ZkPlan {
                     source_ips: Vec::new(),
                     source_pids: Vec::new(),
                     source_hosts: Vec::new(),
+                    region: None,
                     endpoints: vec![
                         endpoint(QUORUM_ENDPOINT, s.quorum, s.direct_quorum),
                         endpoint(ELECTION_ENDPOINT, s.election, s.direct_election),

@@ -153,7 +153,7 @@ impl Profile {
                 });
             }
             Kind::Wan => {
-                return super::wan::resolve(self, &nodes, bindings)
+                return super::wan::resolve(self, &nodes, topology.regions(), bindings)
                     .map_err(|(value, reason)| invalid("bindings", value, reason));
             }
             Kind::Flaky => {

@@ -287,6 +287,38 @@ fn wan_delays_links_between_regions_only_and_takes_the_delay_at_apply_time() {
 }
 
 #[test]
+fn wan_places_nodes_by_the_topologys_regions_unless_the_apply_says_otherwise() {
+    let p = ProfileLibrary::builtin().get("wan").unwrap().clone();
+    let mut t = topology(4);
+    for (node, region) in t.nodes.iter_mut().zip(["eu", "eu", "us", "ap"]) {
+        node.region = Some(region.into());
+    }
+    let r = p.resolve(&t, &bindings(&[("delay", "10ms")])).unwrap();
+    let d = delays(&r.rules);
+    assert_eq!(d[&("n1".into(), "n2".into())], (0, 0), "both in eu");
+    assert_eq!(d[&("n2".into(), "n3".into())], (10, 0));
+    assert_eq!(d[&("n4".into(), "n3".into())], (10, 0));
+    assert!(
+        r.summary
+            .starts_with("3 region(s) r1=eu{n1,n2} r2=us{n3} r3=ap{n4}; 10 ms"),
+        "{}",
+        r.summary
+    );
+    // A pair by the regions' numbers.
+    let r = p
+        .resolve(&t, &bindings(&[("delay.r1-r3", "40ms")]))
+        .unwrap();
+    assert_eq!(delays(&r.rules)[&("n1".into(), "n4".into())], (40, 0));
+    // `regions` at apply time replaces the topology's placement.
+    let r = p.resolve(&t, &bindings(&[("regions", "2")])).unwrap();
+    assert!(
+        r.summary.starts_with("2 region(s) r1{n1,n3} r2{n2,n4}"),
+        "{}",
+        r.summary
+    );
+}
+
+#[test]
 fn wan_names_bad_values_and_fields() {
     let p = ProfileLibrary::builtin().get("wan").unwrap().clone();
     for (key, value, says) in [

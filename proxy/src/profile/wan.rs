@@ -2,9 +2,10 @@
 //! by the one-way delay of its region pair. Nothing is cut: this is the "else" of
 //! PACELC, where a system trades latency for consistency in normal operation.
 //!
-//! Regions come from the profile (`groups`, named r1, r2, ... in order, or `regions = N`
-//! spreading the nodes over N regions in name order, the default being 3) or from the
-//! `regions` binding. The delay between two regions is `[degrade]` (`latency_ms`,
+//! Regions come, first found: from the `regions` binding (N regions in name order), the
+//! profile's `groups`, the topology (each node's `region`; regions numbered r1, r2, ...
+//! in order of first appearance, and named in the summary), or the profile's
+//! `regions = N` (nodes spread over N regions in name order, the default being 3). The delay between two regions is `[degrade]` (`latency_ms`,
 //! `jitter_ms`), a `[[pair]]` table for one pair, or a binding given at apply time:
 //! `delay` and `jitter` for every pair, `delay.r1-r2` for one. Links within a region
 //! get no delay. Every ordered pair of members gets a rule, zero-delay ones included,
@@ -103,6 +104,7 @@ fn millis(name: &str, text: &str) -> Result<u64, (String, String)> {
 pub(super) fn resolve(
     p: &Profile,
     nodes: &[String],
+    placed: Option<Vec<(String, Vec<String>)>>,
     bindings: &Bindings,
 ) -> Result<Resolution, (String, String)> {
     let count = match bindings.get("regions") {
@@ -118,10 +120,25 @@ pub(super) fn resolve(
             })?,
         None => p.regions.unwrap_or(DEFAULT_REGIONS),
     };
+    // Region names for the summary, when the topology gave them.
+    let mut names: Vec<String> = Vec::new();
+    let topology_groups: Option<Vec<Vec<String>>> = placed.map(|placed| {
+        placed
+            .into_iter()
+            .map(|(name, nodes)| {
+                names.push(name);
+                nodes
+            })
+            .collect()
+    });
     let groups = if bindings.contains_key("regions") {
+        names.clear();
         None
-    } else {
+    } else if p.groups.is_some() {
+        names.clear();
         p.groups.as_deref()
+    } else {
+        topology_groups.as_deref()
     };
     let regions = regions(nodes, groups, count);
     for node in regions.iter().flatten() {
@@ -201,7 +218,10 @@ pub(super) fn resolve(
     let placed: Vec<String> = regions
         .iter()
         .enumerate()
-        .map(|(i, r)| format!("r{}{{{}}}", i + 1, r.join(",")))
+        .map(|(i, r)| match names.get(i) {
+            Some(name) => format!("r{}={name}{{{}}}", i + 1, r.join(",")),
+            None => format!("r{}{{{}}}", i + 1, r.join(",")),
+        })
         .collect();
     let summary = format!(
         "{} region(s) {}; {} ms ± {} ms one way between regions{}, none within",

@@ -156,6 +156,7 @@ impl Bridge {
                     source_ips: vec![],
                     source_pids: vec![],
                     source_hosts: vec![],
+                    region: None,
                     endpoints: vec![Endpoint {
                         name: ENDPOINT.into(),
                         listen: n

@@ -198,6 +198,7 @@ impl CassandraPlan {
                     source_ips: Vec::new(),
                     source_pids: Vec::new(),
                     source_hosts: Vec::new(),
+                    region: None,
                     endpoints: vec![
                         endpoint(STORAGE_ENDPOINT, n.rift_storage(self), n.storage(self)),
                         endpoint(NATIVE_ENDPOINT, n.rift_native(self), n.native(self)),

@@ -304,6 +304,7 @@ fn lab_topology(plans: &[BrokerPlan]) -> Topology {
                 source_ips: Vec::new(),
                 source_pids: Vec::new(),
                 source_hosts: Vec::new(),
+                region: None,
                 endpoints: vec![
                     endpoint(CLIENT_ENDPOINT, p.client, p.direct_client),
                     endpoint(REPLICATION_ENDPOINT, p.replication, p.direct_replication),
