@@ -31,7 +31,8 @@ fn shipped_etcd_scenarios_are_valid() {
         }
         for c in &s.checkers {
             assert!(
-                CHECKERS.contains(&c.kind.as_str()),
+                CHECKERS.contains(&c.kind.as_str())
+                    || rift_checkers::scenario::ANY_SYSTEM_CHECKERS.contains(&c.kind.as_str()),
                 "{name}: unknown checker {}",
                 c.kind
             );

@@ -43,6 +43,10 @@ use rift_proxy::fault::LinkRule;
 use serde::Serialize;
 use thiserror::Error;
 
+/// Checker kinds any system's scenario may use: the runner (or, for the capture, the
+/// caller) builds them, not the system.
+pub const ANY_SYSTEM_CHECKERS: &[&str] = &[cut_effect::KIND, crate::capture::scenario::KIND];
+
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 #[derive(Debug, Error)]
