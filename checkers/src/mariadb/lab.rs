@@ -248,39 +248,16 @@ pub async fn up_detached(config: MariaLabConfig, rift: &Path) -> Result<LabState
     let mut state = prepare(&plan, Some(api_url.clone()))?;
     let dir = plan.config.state_dir.clone();
     let result = async {
-        let rift_exe = std::fs::canonicalize(rift).map_err(|e| LabError::io(rift, e))?;
-        let topo = std::fs::canonicalize(dir.join("topology.toml"))
-            .map_err(|e| LabError::io(&dir.join("topology.toml"), e))?;
-        let log = dir.join("rift-proxy.log");
-        let mut proxy = LabProcess::spawn(
-            "rift-proxy",
-            Spawn {
-                program: &rift_exe,
-                args: vec![
-                    "proxy".into(),
-                    "--topology".into(),
-                    topo.display().to_string(),
-                ],
-                log: log.clone(),
-                detach: true,
-            },
-        )?;
-        state.add_process(
-            &dir,
-            ProcessRecord {
-                name: "rift-proxy".into(),
-                pid: proxy.pid,
-                exe: rift_exe.clone(),
-                log: log.clone(),
-            },
-        )?;
+        // The shared start: a new lab starts healed, and `rift lab down` heals first.
         let api = ([127, 0, 0, 1], plan.api_port).into();
-        if let Err(e) = wait_for_listen(api, Duration::from_secs(10)).await {
-            if !proxy.is_running() {
-                return Err(LabError::Exited("rift proxy".into(), log));
-            }
-            return Err(e);
-        }
+        crate::lab::process::spawn_detached_proxy(
+            &mut state,
+            &dir,
+            rift,
+            &dir.join("topology.toml"),
+            api,
+        )
+        .await?;
         install(&plan)?;
         let client = rift_proxy::client::ApiClient::new(&api_url);
         let mut procs = Vec::new();
