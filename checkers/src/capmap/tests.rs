@@ -16,11 +16,16 @@ struct Builder {
 
 impl Builder {
     fn partitioned() -> Builder {
+        Builder::cut_by(json!([]))
+    }
+
+    /// The partition with these rules in the nemesis start.
+    fn cut_by(rules: Value) -> Builder {
         let mut b = Builder {
             entries: vec![],
             next_process: 0,
         };
-        let start = json!({"id": 1, "label": "minority-isolation", "rules": [],
+        let start = json!({"id": 1, "label": "minority-isolation", "rules": rules,
             "minority": ["n1"], "majority": ["n2", "n3"]});
         b.push(Entry::Nemesis(NemesisOp::new(
             990 * MS,
@@ -314,33 +319,11 @@ fn the_table_puts_the_measured_label_beside_the_textbook_one() {
 
 #[test]
 fn acknowledged_sends_missing_from_the_final_log_are_lost_and_sides_come_from_the_client_rules() {
-    let mut b = Builder {
-        entries: vec![],
-        next_process: 0,
-    };
     // The producer is cut, with the leader n1, from n2 and n3.
-    let rules = json!([
+    let mut b = Builder::cut_by(json!([
         {"from": "n1", "to": "n2", "fault": "hold"}, {"from": "n2", "to": "n1", "fault": "hold"},
         {"from": "client", "to": "n2", "fault": "hold"}, {"from": "n3", "to": "client", "fault": "hold"}
-    ]);
-    let start = json!({"id": 1, "rules": rules, "minority": ["n1"], "majority": ["n2", "n3"]});
-    b.push(Entry::Nemesis(NemesisOp::new(
-        990 * MS,
-        1000 * MS,
-        "start",
-        start,
-    )));
-    b.push(Entry::Nemesis(NemesisOp::new(
-        5000 * MS,
-        5010 * MS,
-        "stop",
-        json!({"id": 1}),
-    )));
-    b.push(Entry::Phase(PhaseMark {
-        index: 0,
-        time: 6000 * MS,
-        phase: "final".into(),
-    }));
+    ]));
     let send = |b: &mut Builder, v: &str, at: u64, outcome: OpType| {
         let p = b.next_process;
         b.next_process += 1;
